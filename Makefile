@@ -1,0 +1,32 @@
+# One-command workflows. `make setup` once, then `make run` / `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+# The venv's Python must be 3.10 (TFX 1.16); pyenv picks it from .python-version.
+PYTHON ?= python3
+export TF_USE_LEGACY_KERAS := 1
+
+.PHONY: setup run test lock clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock setup.py
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 10) else "need Python 3.10 for TFX 1.16, got " + sys.version.split()[0] + ": install it with pyenv (see .python-version)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	touch $@
+
+run: setup
+	$(BIN)/textclf run $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest tests $(ARGS)
+
+# Re-pin every dependency after editing requirements.in.
+lock: setup
+	$(BIN)/uv pip compile --python $(BIN)/python --python-version 3.10 requirements.in -o requirements.lock
+
+clean:
+	rm -rf outputs

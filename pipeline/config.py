@@ -1,0 +1,238 @@
+"""The one typed configuration of the pipeline: every option, its default, and how to override it.
+
+A `PipelineConfig` is built from defaults, then a YAML file (`--config`), then `section.key=value`
+overrides (`--set`) and the CLI's named flags. The same object, serialised to a dict, travels to
+the Transform and Trainer code as `custom_config`, so the components see exactly what the run used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import typing
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the labelled text lives and which columns mean what."""
+
+    # A CSV/TSV file, or a folder of them with one shared header.
+    path: str = "data/reviews"
+    delimiter: str = ","
+    text_column: str = "text"
+    label_column: str = "label"
+    # Metadata columns passed through Transform and used as Evaluator slices.
+    slice_columns: list[str] = dataclasses.field(default_factory=lambda: ["source", "domain"])
+    # Allowed label values in id order; empty means "the sorted values found in the data".
+    label_values: list[str] = dataclasses.field(default_factory=list)
+    # File patterns (relative to `path`) for given train/eval files, e.g. train.tsv / dev.tsv.
+    # Leave both empty to let ExampleGen hash-split all files by `train_buckets:eval_buckets`.
+    train_pattern: str = ""
+    eval_pattern: str = ""
+    train_buckets: int = 4
+    eval_buckets: int = 1
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The tokenizer and the from-scratch BERT encoder."""
+
+    max_seq_length: int = 64
+    # Words kept in the TFT vocabulary (besides [PAD], [UNK], [CLS], [SEP]); rarer words are [UNK].
+    max_vocab_size: int = 20000
+    # Words seen fewer times in the training split become [UNK], so [UNK] is trained too.
+    min_word_frequency: int = 2
+    num_layers: int = 2
+    hidden_size: int = 128
+    num_attention_heads: int = 2
+    intermediate_size: int = 512
+    dropout: float = 0.1
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """How the Trainer optimises."""
+
+    batch_size: int = 32
+    # Total optimiser steps (TFX TrainArgs), cut into `epochs` Keras epochs with validation after each.
+    train_steps: int = 300
+    epochs: int = 3
+    # Eval batches for Keras validation; 0 means the whole eval split.
+    eval_steps: int = 0
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    seed: int = 42
+
+
+@dataclasses.dataclass
+class EvaluationConfig:
+    """The Evaluator's gate: what a model must reach to be blessed and pushed."""
+
+    # Absolute lower bound on overall accuracy.
+    min_accuracy: float = 0.7
+    # A candidate may lose at most this much accuracy against the last blessed model.
+    max_accuracy_drop: float = 0.01
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """Everything a run needs; paths are resolved against the working directory."""
+
+    pipeline_name: str = "textclf"
+    # Name of the model in the serving store: <serving_dir>/<model_name>/<version>/.
+    model_name: str = "textclf"
+    # Pipeline root, MLMD database, logs and the serving store live below this folder.
+    output_dir: str = "outputs"
+    enable_cache: bool = True
+    beam_pipeline_args: list[str] = dataclasses.field(
+        default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+
+    @property
+    def pipeline_root(self) -> str:
+        return str(pathlib.Path(self.output_dir, "pipelines", self.pipeline_name).resolve())
+
+    @property
+    def metadata_path(self) -> str:
+        return str(pathlib.Path(self.output_dir, "metadata", self.pipeline_name,
+                                "metadata.db").resolve())
+
+    @property
+    def serving_dir(self) -> str:
+        return str(pathlib.Path(self.output_dir, "serving_models").resolve())
+
+    @property
+    def log_dir(self) -> str:
+        return str(pathlib.Path(self.output_dir, "logs").resolve())
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "PipelineConfig":
+        return section_from_dict(cls, values)
+
+    @classmethod
+    def load(cls, path: str | None = None, overrides: Sequence[str] = ()) -> "PipelineConfig":
+        """Defaults, then the YAML file at `path`, then `section.key=value` overrides."""
+        values: dict[str, Any] = {}
+        if path:
+            try:
+                loaded = yaml.safe_load(pathlib.Path(path).read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as error:
+                raise ConfigError(f"cannot read config file {path}: {error}") from error
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"config file {path} must hold a mapping of sections")
+            values = loaded
+        config = cls.from_dict(values)
+        for override in overrides:
+            config.set(override)
+        config.validate()
+        return config
+
+    def set(self, override: str) -> None:
+        """Applies one `section.key=value` override, parsing the value by the field's type.
+
+        Call `validate()` after the last override: some checks span several keys.
+        """
+        key, separator, raw_value = override.partition("=")
+        if not separator:
+            raise ConfigError(f"override {override!r} must look like section.key=value")
+        *sections, name = key.strip().split(".")
+        target: Any = self
+        for section in sections:
+            if not dataclasses.is_dataclass(getattr(target, section, None)):
+                raise ConfigError(f"unknown config section {section!r} in {override!r}")
+            target = getattr(target, section)
+        field_types = typing.get_type_hints(type(target))
+        if name not in field_types or dataclasses.is_dataclass(field_types[name]):
+            raise ConfigError(f"unknown config key {key!r}")
+        setattr(target, name, _parse(field_types[name], raw_value, key))
+
+    def validate(self) -> None:
+        """Rejects values no run could use, before any component starts."""
+        checks = [
+            (len(self.data.delimiter) == 1, "data.delimiter must be one character, e.g. ',' or '\\t'"),
+            (self.data.text_column != self.data.label_column,
+             "data.text_column and data.label_column must differ"),
+            (bool(self.data.train_pattern) == bool(self.data.eval_pattern),
+             "set both data.train_pattern and data.eval_pattern, or neither"),
+            (self.data.train_buckets > 0 and self.data.eval_buckets > 0,
+             "data.train_buckets and data.eval_buckets must be positive"),
+            (self.model.max_seq_length >= 3, "model.max_seq_length must be at least 3"),
+            (self.model.hidden_size % self.model.num_attention_heads == 0,
+             "model.hidden_size must be a multiple of model.num_attention_heads"),
+            (self.training.batch_size > 0, "training.batch_size must be positive"),
+            (self.training.epochs > 0 and self.training.train_steps >= self.training.epochs,
+             "training.train_steps must be at least training.epochs (> 0)"),
+            (0.0 <= self.evaluation.min_accuracy <= 1.0, "evaluation.min_accuracy must be in [0, 1]"),
+            (self.evaluation.max_accuracy_drop >= 0.0, "evaluation.max_accuracy_drop must be >= 0"),
+        ]
+        for passed, message in checks:
+            if not passed:
+                raise ConfigError(message)
+
+
+def section_from_dict(cls: type, values: Mapping[str, Any]) -> Any:
+    """Builds the config dataclass `cls` (a whole config or one section) from plain values."""
+    return _build(cls, values, prefix="")
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
+    field_types = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(field_types))
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(prefix + key for key in unknown)}")
+    kwargs = {}
+    for name, value in values.items():
+        field_type = field_types[name]
+        if dataclasses.is_dataclass(field_type):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config section {prefix + name} must be a mapping")
+            kwargs[name] = _build(field_type, value, prefix + name + ".")
+        else:
+            kwargs[name] = _coerce(field_type, value, prefix + name)
+    instance = cls(**kwargs)
+    if cls is PipelineConfig:
+        instance.validate()
+    return instance
+
+
+def _coerce(field_type: Any, value: Any, key: str) -> Any:
+    """Checks a value loaded from YAML/JSON against the field's declared type."""
+    if typing.get_origin(field_type) is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list")
+        return [str(item) for item in value]
+    if field_type is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, field_type) or (field_type is int and isinstance(value, bool)):
+        raise ConfigError(f"{key} must be of type {field_type.__name__}, got {value!r}")
+    return value
+
+
+def _parse(field_type: Any, raw_value: str, key: str) -> Any:
+    """Parses a command-line string into the field's type (lists are comma-separated)."""
+    if typing.get_origin(field_type) is list:
+        return [item.strip() for item in raw_value.split(",") if item.strip()]
+    if field_type is bool:
+        if raw_value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"{key} must be true or false, got {raw_value!r}")
+        return raw_value.lower() in ("true", "1", "yes")
+    if field_type is str:
+        # A tab is awkward to type in a shell, so `\t` and `tab` both mean a tab character.
+        return "\t" if raw_value in ("\\t", "tab") else raw_value
+    try:
+        return field_type(raw_value)
+    except ValueError as error:
+        raise ConfigError(f"{key} must be of type {field_type.__name__}, got {raw_value!r}") from error

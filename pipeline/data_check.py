@@ -1,0 +1,128 @@
+"""Checks the input files before any component runs, so bad data fails in seconds, not in Transform.
+
+ExampleGen would otherwise accept a missing column or an empty file and the run would fail much
+later with a tensor-shape error that names neither the file nor the column. The check also finds
+the label values, which the Evaluator's per-class metrics and the label vocabulary need up front.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import fnmatch
+import pathlib
+
+from pipeline.config import DataConfig
+
+
+class InputDataError(ValueError):
+    """The input files cannot be used; the message names the file, the column and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSummary:
+    """What the check learnt about the input."""
+
+    input_base: str
+    # Split name -> file pattern relative to input_base ("*" for one hash-split input).
+    split_patterns: dict[str, str]
+    files: list[str]
+    columns: list[str]
+    label_values: list[str]
+    row_count: int
+
+
+def check_input_data(data: DataConfig) -> DataSummary:
+    """Validates every input file against `data` and returns the label values found.
+
+    Raises:
+      InputDataError: no files, an empty file, a missing column, differing headers, an empty label
+        or a label outside `data.label_values`.
+    """
+    input_base, split_patterns = _locate(data)
+    files = sorted({str(path) for pattern in split_patterns.values()
+                    for path in pathlib.Path(input_base).glob(pattern) if path.is_file()})
+    if not files:
+        raise InputDataError(
+            f"no data files match {', '.join(split_patterns.values())} in {input_base}: "
+            "point --data-path at a CSV/TSV file or a folder that holds them")
+    required = [data.text_column, data.label_column, *data.slice_columns]
+    columns: list[str] = []
+    labels: set[str] = set()
+    row_count = 0
+    for path in files:
+        header, file_labels, file_rows = _read_file(path, data, required)
+        if columns and header != columns:
+            raise InputDataError(
+                f"{path} has columns {header}, but {files[0]} has {columns}: files read together "
+                "must share one header")
+        columns = header
+        labels |= file_labels
+        row_count += file_rows
+    label_values = list(data.label_values) or sorted(labels)
+    if len(label_values) < 2:
+        raise InputDataError(
+            f"label column {data.label_column!r} in {input_base} has only {label_values}: "
+            "a classifier needs at least two classes")
+    return DataSummary(input_base, split_patterns, files, columns, label_values, row_count)
+
+
+def _locate(data: DataConfig) -> tuple[str, dict[str, str]]:
+    path = pathlib.Path(data.path).resolve()
+    if path.is_file():
+        if data.train_pattern:
+            raise InputDataError(
+                f"{path} is a file, but data.train_pattern/eval_pattern need a folder: "
+                "point --data-path at the folder that holds the split files")
+        return str(path.parent), {"single_split": path.name}
+    if not path.is_dir():
+        raise InputDataError(f"data path {path} does not exist: point --data-path at a CSV/TSV "
+                             "file or a folder of them")
+    if data.train_pattern:
+        return str(path), {"train": data.train_pattern, "eval": data.eval_pattern}
+    hidden = [entry.name for entry in path.iterdir() if fnmatch.fnmatch(entry.name, ".*")]
+    if hidden:
+        raise InputDataError(f"{path} holds hidden files {hidden}, which ExampleGen would read "
+                             "as data: remove them or point --data-path at a single file")
+    return str(path), {"single_split": "*"}
+
+
+def _read_file(path: str, data: DataConfig,
+               required: list[str]) -> tuple[list[str], set[str], int]:
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle, delimiter=data.delimiter)
+            header = next(reader, None)
+            if not header or not any(header):
+                raise InputDataError(f"{path} is empty: it needs a header line and at least one row")
+            missing = [column for column in required if column not in header]
+            if missing:
+                hint = (f" (the header has one column: is the delimiter {data.delimiter!r} right?)"
+                        if len(header) == 1 else "")
+                raise InputDataError(
+                    f"{path} has no column {', '.join(repr(column) for column in missing)}; its "
+                    f"columns are {header}{hint}: set --text-column/--label-column/--slice-columns "
+                    "to match the file")
+            label_index = header.index(data.label_column)
+            labels: set[str] = set()
+            rows = 0
+            for line_number, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if label_index >= len(row) or not row[label_index].strip():
+                    raise InputDataError(
+                        f"{path} line {line_number}: column {data.label_column!r} is empty; every "
+                        "row needs a label")
+                label = row[label_index].strip()
+                if data.label_values and label not in data.label_values:
+                    raise InputDataError(
+                        f"{path} line {line_number}: label {label!r} is not one of "
+                        f"data.label_values {data.label_values}: fix the row or add the value")
+                labels.add(label)
+                rows += 1
+    except UnicodeDecodeError as error:
+        raise InputDataError(f"{path} is not UTF-8 text ({error.reason} at byte "
+                             f"{error.start}): re-encode the file as UTF-8") from error
+    if rows == 0:
+        raise InputDataError(f"{path} has a header but no rows: add labelled rows or remove it")
+    return header, labels, rows

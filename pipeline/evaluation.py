@@ -1,0 +1,61 @@
+"""The Evaluator's TFMA configuration: metrics, slices and the thresholds that decide the blessing."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow_model_analysis as tfma
+
+from modules import features
+from pipeline.config import PipelineConfig
+
+ACCURACY_METRIC = "accuracy"
+
+
+def build_eval_config(config: PipelineConfig, label_values: Sequence[str]) -> tfma.EvalConfig:
+    """Builds the EvalConfig for a classifier over `label_values` (ids in that order).
+
+    Accuracy carries both gates: an absolute lower bound, and a change threshold against the
+    baseline (the latest blessed model) that TFX applies only when a baseline exists.
+    """
+    evaluation = config.evaluation
+    class_ids = list(range(len(label_values)))
+    # Thresholds on the overall slice only: `MetricConfig.threshold` would hold every slice
+    # (down to a 4-example source x domain cross) to the same bar.
+    accuracy = tfma.MetricConfig(
+        class_name="SparseCategoricalAccuracy",
+        config=f'"name": "{ACCURACY_METRIC}"',
+        per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+            slicing_specs=[tfma.SlicingSpec()],
+            threshold=tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(
+                    lower_bound={"value": evaluation.min_accuracy}),
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                    absolute={"value": -evaluation.max_accuracy_drop})))])
+    per_class_metrics = [tfma.MetricConfig(class_name=name)
+                         for name in ("Precision", "Recall", "Calibration", "CalibrationPlot")]
+    if len(label_values) == 2:
+        per_class_metrics.append(tfma.MetricConfig(class_name="AUC"))
+    slice_columns = list(config.data.slice_columns)
+    slicing_specs = [tfma.SlicingSpec()]
+    slicing_specs += [tfma.SlicingSpec(feature_keys=[column]) for column in slice_columns]
+    if len(slice_columns) >= 2:
+        slicing_specs.append(tfma.SlicingSpec(feature_keys=slice_columns[:2]))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(
+            signature_name=features.SERVING_SIGNATURE,
+            preprocessing_function_names=[features.TRANSFORM_SIGNATURE],
+            label_key=features.LABEL_ID,
+            prediction_key=features.PROBABILITIES)],
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=[
+                tfma.MetricConfig(class_name="ExampleCount"),
+                accuracy,
+                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+            ]),
+            tfma.MetricsSpec(metrics=per_class_metrics,
+                             binarize=tfma.BinarizationOptions(class_ids={"values": class_ids})),
+        ],
+        slicing_specs=slicing_specs,
+    )

@@ -1,0 +1,69 @@
+"""Runs the pipeline on this machine: LocalDagRunner, Beam DirectRunner, MLMD in SQLite."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Optional
+
+import tensorflow_model_analysis as tfma
+from absl import logging
+from ml_metadata.metadata_store import metadata_store
+from tfx import v1 as tfx
+
+from pipeline.config import PipelineConfig
+from pipeline.data_check import DataSummary, check_input_data
+from pipeline.evaluation import ACCURACY_METRIC
+from pipeline.pipeline import create_pipeline
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """What a run left behind, read back from MLMD."""
+
+    blessed: bool
+    accuracy: Optional[float]
+    pushed_model_dir: Optional[str]
+
+
+def run_local(config: PipelineConfig, data: Optional[DataSummary] = None) -> RunOutcome:
+    """Runs the whole DAG on checked input and reports the blessing and the pushed version.
+
+    Args:
+      config: the run's configuration.
+      data: the result of `check_input_data(config.data)`; checked here when not given.
+    """
+    data = data or check_input_data(config.data)
+    logging.info("Input: %d rows in %d file(s) under %s; labels %s", data.row_count,
+                 len(data.files), data.input_base, data.label_values)
+    pathlib.Path(config.metadata_path).parent.mkdir(parents=True, exist_ok=True)
+    metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        config.metadata_path)
+    tfx.orchestration.LocalDagRunner().run(
+        create_pipeline(config, data, metadata_connection_config=metadata_config))
+    return read_outcome(metadata_config)
+
+
+def read_outcome(metadata_config) -> RunOutcome:
+    """The newest blessing, its overall accuracy, and where the newest push landed (if any)."""
+    store = metadata_store.MetadataStore(metadata_config)
+    blessings = store.get_artifacts_by_type("ModelBlessing")
+    evaluations = store.get_artifacts_by_type("ModelEvaluation")
+    pushes = store.get_artifacts_by_type("PushedModel")
+    blessed = bool(blessings) and _newest(blessings).custom_properties["blessed"].int_value == 1
+    accuracy = None
+    if evaluations:
+        overall = tfma.load_metrics(_newest(evaluations).uri)
+        for metrics_for_slice in overall:
+            if not metrics_for_slice.slice_key.single_slice_keys:
+                for key_and_value in metrics_for_slice.metric_keys_and_values:
+                    if key_and_value.key.name == ACCURACY_METRIC:
+                        accuracy = key_and_value.value.double_value.value
+    pushed_model_dir = None
+    if pushes and _newest(pushes).custom_properties["pushed"].int_value == 1:
+        pushed_model_dir = _newest(pushes).custom_properties["pushed_destination"].string_value
+    return RunOutcome(blessed=blessed, accuracy=accuracy, pushed_model_dir=pushed_model_dir)
+
+
+def _newest(artifacts):
+    return max(artifacts, key=lambda artifact: artifact.id)

@@ -1,0 +1,112 @@
+"""`create_pipeline`: the one TFX DAG, shared by every orchestrator."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import pathlib
+
+from tfx import v1 as tfx
+
+import modules
+from components.csv_example_gen import delimited_example_gen
+from pipeline.config import PipelineConfig
+from pipeline.data_check import DataSummary
+from pipeline.evaluation import build_eval_config
+
+PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
+RUN_FN = "modules.model.run_fn"
+
+
+def modules_fingerprint() -> str:
+    """SHA-256 over the `modules` package sources.
+
+    Transform and Trainer load their code by module path, which TFX's cache key does not cover;
+    passing this fingerprint in `custom_config` makes an edited module invalidate the cache.
+    """
+    digest = hashlib.sha256()
+    package_dir = pathlib.Path(modules.__file__).parent
+    for source in sorted(package_dir.rglob("*.py")):
+        digest.update(source.relative_to(package_dir).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def create_pipeline(config: PipelineConfig, data: DataSummary,
+                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """Builds ExampleGen -> statistics/schema/validation -> Transform -> Trainer -> Evaluator -> Pusher.
+
+    Args:
+      config: the run's configuration.
+      data: the checked input (`pipeline.data_check.check_input_data`): file layout and labels.
+      metadata_connection_config: MLMD connection; the local runner passes SQLite.
+    """
+    # Each component gets only the sections its code reads, so changing, say, an Evaluator
+    # threshold does not invalidate the cached Transform and Trainer executions.
+    transform_config = {
+        "data": dataclasses.asdict(config.data),
+        "model": dataclasses.asdict(config.model),
+        "label_values": list(data.label_values),
+        "modules_fingerprint": modules_fingerprint(),
+    }
+    trainer_config = {**transform_config, "training": dataclasses.asdict(config.training)}
+    splits = [tfx.proto.Input.Split(name=name, pattern=pattern)
+              for name, pattern in data.split_patterns.items()]
+    output_config = None
+    if list(data.split_patterns) == ["single_split"]:
+        output_config = tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+            tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
+            tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets)]))
+    example_gen = delimited_example_gen(
+        input_base=data.input_base, delimiter=config.data.delimiter,
+        input_config=tfx.proto.Input(splits=splits), output_config=output_config)
+
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                          infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=transform_config)
+
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps or None),
+        custom_config=trainer_config)
+
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=build_eval_config(config, data.label_values))
+
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=str(pathlib.Path(config.serving_dir, config.model_name)))))
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
+                    trainer, model_resolver, evaluator, pusher],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )

@@ -1,0 +1,80 @@
+"""The pre-flight input check: every bad input gets one message naming the file and the column."""
+
+import subprocess
+
+import pytest
+
+from pipeline.config import DataConfig
+from pipeline.data_check import InputDataError, check_input_data
+from tests.conftest import REPO_ROOT, write_sample
+
+
+def test_default_data_passes_and_labels_are_found():
+    summary = check_input_data(DataConfig(path=str(REPO_ROOT / "data" / "reviews")))
+    assert summary.label_values == ["negative", "positive"]
+    assert summary.row_count >= 2000
+    assert summary.split_patterns == {"single_split": "*"}
+
+
+def test_tsv_with_given_splits(tmp_path):
+    write_sample(tmp_path / "train", rows=20, delimiter="\t").rename(tmp_path / "train.tsv")
+    write_sample(tmp_path / "eval", rows=10, delimiter="\t").rename(tmp_path / "dev.tsv")
+    summary = check_input_data(DataConfig(path=str(tmp_path), delimiter="\t",
+                                          train_pattern="train.tsv", eval_pattern="dev.tsv"))
+    assert summary.split_patterns == {"train": "train.tsv", "eval": "dev.tsv"}
+    assert summary.row_count == 30
+
+
+def _write(path, text, encoding="utf-8"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+@pytest.mark.parametrize("content, data_overrides, message", [
+    ("", {}, r"is empty: it needs a header"),
+    ("text,label,source,domain\n", {}, r"has a header but no rows"),
+    ("review,label,source,domain\nnice,positive,web,books\n", {},
+     r"has no column 'text'; its columns are \['review', 'label', 'source', 'domain'\]"),
+    ("text,stars,source,domain\nnice,5,web,books\n", {}, r"has no column 'label'"),
+    ("text;label;source;domain\nnice;positive;web;books\n", {},
+     r"the header has one column: is the delimiter ',' right\?"),
+    ("text,label,source,domain\nnice,,web,books\n", {}, r"line 2: column 'label' is empty"),
+    ("text,label,source,domain\nnice,positive,web,books\nmeh,neutral,web,books\n",
+     {"label_values": ["negative", "positive"]}, r"line 3: label 'neutral' is not one of"),
+    ("text,label,source,domain\nnice,positive,web,books\n", {}, r"only \['positive'\]"),
+    (b"text,label,source,domain\ncaf\xe9,positive,web,books\n", {}, r"is not UTF-8 text"),
+])
+def test_bad_files_are_named_with_the_problem(tmp_path, content, data_overrides, message):
+    path = _write(tmp_path / "data" / "bad.csv", content)
+    with pytest.raises(InputDataError, match=message) as raised:
+        check_input_data(DataConfig(path=str(path.parent), **data_overrides))
+    assert str(path.parent) in str(raised.value)
+
+
+def test_a_folder_without_files(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputDataError, match=r"no data files match \* in .*empty"):
+        check_input_data(DataConfig(path=str(tmp_path / "empty")))
+
+
+def test_files_read_together_must_share_a_header(tmp_path):
+    _write(tmp_path / "data" / "a.csv", "text,label,source,domain\nnice,positive,web,books\n")
+    _write(tmp_path / "data" / "b.csv", "text,label,domain,source\nbad,negative,books,web\n")
+    with pytest.raises(InputDataError, match="must share one header"):
+        check_input_data(DataConfig(path=str(tmp_path / "data")))
+
+
+def test_cli_stops_before_training_and_pushes_nothing(tmp_path):
+    """The real `textclf` command: exit code 2, one line naming file and column, no outputs."""
+    data_file = _write(tmp_path / "data" / "reviews.csv",
+                       "comment,label,source,domain\nnice,positive,web,books\n")
+    result = subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "textclf"), "run", "--data-path", str(data_file),
+         "--output-dir", str(tmp_path / "outputs")],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: ")
+    assert "reviews.csv has no column 'text'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs" / "serving_models").exists()

@@ -1,0 +1,116 @@
+"""The whole DAG with the real LocalDagRunner, Beam DirectRunner and MLMD (SQLite), on a sample.
+
+One module-scoped run is shared: its assertions cover every component, the blessing, the push and
+the pushed model's signatures; later tests rerun it to check caching and the Evaluator's gate.
+"""
+
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from modules import features
+from pipeline.config import PipelineConfig
+from pipeline.local_runner import run_local
+from tests.conftest import write_sample
+
+COMPONENTS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+              "Trainer", "Evaluator", "Pusher")
+SENTENCES = ["The battery lasts all day and the screen is bright and sharp. Great value.",
+             "Avoid. The zipper jammed on day one and the return process was a hassle."]
+
+
+def _config(tmp_path: pathlib.Path, *overrides: str) -> PipelineConfig:
+    return PipelineConfig.load(None, [
+        f"data.path={tmp_path / 'data'}", f"output_dir={tmp_path / 'outputs'}",
+        "training.train_steps=80", "training.epochs=2", "evaluation.min_accuracy=0.6",
+        *overrides])
+
+
+def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
+    return metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+
+
+def _newest_run_states(config: PipelineConfig) -> dict[str, int]:
+    """Component id -> execution state in the newest pipeline run recorded in MLMD."""
+    store = _store(config)
+    newest_run = max(store.get_contexts_by_type("pipeline_run"), key=lambda context: context.id)
+    run_executions = {execution.id: execution
+                      for execution in store.get_executions_by_context(newest_run.id)}
+    states = {}
+    for component in COMPONENTS:
+        node = store.get_context_by_type_and_name("node", f"{config.pipeline_name}.{component}")
+        for execution in store.get_executions_by_context(node.id):
+            if execution.id in run_executions:
+                states[component] = execution.last_known_state
+    return states
+
+
+def _versions(config: PipelineConfig) -> list[pathlib.Path]:
+    return sorted(pathlib.Path(config.serving_dir, config.model_name).iterdir())
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    write_sample(tmp_path / "data", rows=400)
+    config = _config(tmp_path)
+    return tmp_path, config, run_local(config)
+
+
+def test_every_component_executes_and_the_model_is_blessed_and_pushed(first_run):
+    _, config, outcome = first_run
+    states = _newest_run_states(config)
+    assert states == {component: metadata_store_pb2.Execution.COMPLETE
+                      for component in COMPONENTS}
+    assert outcome.blessed and outcome.accuracy >= 0.6
+    versions = _versions(config)
+    assert [str(version) for version in versions] == [outcome.pushed_model_dir]
+    assert versions[0].name.isdigit()  # <store>/<model_name>/<version>/, as TF Serving expects
+
+
+def test_pushed_model_classifies_raw_text_like_serialized_examples(first_run):
+    _, config, outcome = first_run
+    model = tf.saved_model.load(outcome.pushed_model_dir)
+    assert {features.SERVING_SIGNATURE, features.TEXT_SIGNATURE,
+            features.TRANSFORM_SIGNATURE} <= set(model.signatures)
+    from_text = model.signatures[features.TEXT_SIGNATURE](text=tf.constant(SENTENCES))
+    probabilities = from_text[features.PROBABILITIES].numpy()
+    assert probabilities.shape == (2, 2) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert [label.decode() for label in from_text[features.PREDICTED_LABEL].numpy()] == [
+        "positive", "negative"]
+
+    examples = [tf.train.Example(features=tf.train.Features(feature={
+        config.data.text_column: tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[sentence.encode()]))})).SerializeToString()
+        for sentence in SENTENCES]
+    from_examples = model.signatures[features.SERVING_SIGNATURE](examples=tf.constant(examples))
+    np.testing.assert_allclose(from_examples[features.PROBABILITIES].numpy(), probabilities,
+                               atol=1e-6)
+
+
+def test_second_run_with_unchanged_inputs_is_served_from_cache(first_run):
+    tmp_path, config, _ = first_run
+    run_local(_config(tmp_path))
+    states = _newest_run_states(config)
+    assert states == {component: metadata_store_pb2.Execution.CACHED
+                      for component in COMPONENTS}
+    assert len(_versions(config)) == 1
+
+
+def test_a_model_below_the_threshold_is_not_pushed(first_run):
+    tmp_path, config, first_outcome = first_run
+    strict = _config(tmp_path, "evaluation.min_accuracy=1.0")
+    outcome = run_local(strict)
+    states = _newest_run_states(strict)
+    # Only the Evaluator's configuration changed: training is reused, the gate re-decides.
+    assert states["Trainer"] == metadata_store_pb2.Execution.CACHED
+    assert states["Evaluator"] == metadata_store_pb2.Execution.COMPLETE
+    assert not outcome.blessed and outcome.pushed_model_dir is None
+    assert [str(version) for version in _versions(strict)] == [first_outcome.pushed_model_dir]
