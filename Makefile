@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup run test lock clean
+.PHONY: setup run test bench lock clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest tests $(ARGS)
+
+# Benchmarks write JSON under benchmarks/results/ (committed).
+bench: setup
+	$(BIN)/python benchmarks/pipeline_run.py
 
 # Re-pin every dependency after editing requirements.in.
 lock: setup

@@ -17,15 +17,14 @@ from modules import features
 
 
 def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
-                         text_column: str, label_column: str, label_names: Sequence[str],
+                         text_column: str, label_names: Sequence[str],
                          export_dir: str) -> None:
     """Writes `model` with its three signatures to `export_dir` via `tf.saved_model.save`."""
     model.tft_layer = tf_transform_output.transform_features_layer()
     model.label_names = tf.constant(list(label_names))
     raw_feature_spec = tf_transform_output.raw_feature_spec()
-    serving_feature_spec = {name: spec for name, spec in raw_feature_spec.items()
-                            if name != label_column}
-    text_spec = raw_feature_spec[text_column]
+    # Predictions need only the text: a request need not carry the label or the slice columns.
+    serving_feature_spec = {text_column: raw_feature_spec[text_column]}
 
     def predict(transformed: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         logits = model({name: transformed[name] for name in features.MODEL_INPUTS})
@@ -44,7 +43,7 @@ def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTrans
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def predict_text(text: tf.Tensor) -> dict[str, tf.Tensor]:
-        return predict(model.tft_layer({text_column: _as_raw_feature(text, text_spec)}))
+        return predict(model.tft_layer({text_column: _as_raw_feature(text, raw_feature_spec[text_column])}))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -75,6 +75,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         verbose=1 if sys.stdout.isatty() else 2,
     )
     export_serving_model(model, tf_transform_output, text_column=data.text_column,
-                         label_column=data.label_column, label_names=label_names,
+                         label_names=label_names,
                          export_dir=fn_args.serving_model_dir)
     logging.info("Trainer: exported the serving model to %s", fn_args.serving_model_dir)

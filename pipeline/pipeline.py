@@ -7,8 +7,10 @@ import hashlib
 import pathlib
 
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
 import modules
+from components import pusher as idempotent_pusher
 from components.csv_example_gen import delimited_example_gen
 from pipeline.config import PipelineConfig
 from pipeline.data_check import DataSummary
@@ -99,7 +101,8 @@ def create_pipeline(config: PipelineConfig, data: DataSummary,
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=str(pathlib.Path(config.serving_dir, config.model_name)))))
+                base_directory=str(pathlib.Path(config.serving_dir, config.model_name)))),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor))
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

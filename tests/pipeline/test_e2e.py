@@ -95,13 +95,23 @@ def test_pushed_model_classifies_raw_text_like_serialized_examples(first_run):
                                atol=1e-6)
 
 
-def test_second_run_with_unchanged_inputs_is_served_from_cache(first_run):
-    tmp_path, config, _ = first_run
+def test_reruns_with_unchanged_inputs_reuse_cached_executions(first_run):
+    tmp_path, config, first_outcome = first_run
     run_local(_config(tmp_path))
     states = _newest_run_states(config)
-    assert states == {component: metadata_store_pb2.Execution.CACHED
-                      for component in COMPONENTS}
-    assert len(_versions(config)) == 1
+    # The resolver now finds the first run's blessed model, so the Evaluator has a new input (a
+    # baseline) and runs again; everything upstream is reused, and the same model is not pushed
+    # a second time.
+    upstream = COMPONENTS[:6]
+    assert {component: states[component] for component in upstream} == {
+        component: metadata_store_pb2.Execution.CACHED for component in upstream}
+    assert states["Evaluator"] == metadata_store_pb2.Execution.COMPLETE
+    assert [str(version) for version in _versions(config)] == [first_outcome.pushed_model_dir]
+
+    outcome = run_local(_config(tmp_path))
+    assert _newest_run_states(config) == {component: metadata_store_pb2.Execution.CACHED
+                                          for component in COMPONENTS}
+    assert outcome.pushed_model_dir == first_outcome.pushed_model_dir
 
 
 def test_a_model_below_the_threshold_is_not_pushed(first_run):
