@@ -57,7 +57,10 @@ def read_outcome(metadata_config) -> RunOutcome:
         for metrics_for_slice in overall:
             if not metrics_for_slice.slice_key.single_slice_keys:
                 for key_and_value in metrics_for_slice.metric_keys_and_values:
-                    if key_and_value.key.name == ACCURACY_METRIC:
+                    key = key_and_value.key
+                    # With a baseline, TFMA also stores the baseline's value and the difference.
+                    if (key.name == ACCURACY_METRIC and not key.is_diff
+                            and key.model_name != tfma.BASELINE_KEY):
                         accuracy = key_and_value.value.double_value.value
     pushed_model_dir = None
     if pushes and _newest(pushes).custom_properties["pushed"].int_value == 1:

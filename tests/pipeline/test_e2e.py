@@ -97,7 +97,7 @@ def test_pushed_model_classifies_raw_text_like_serialized_examples(first_run):
 
 def test_reruns_with_unchanged_inputs_reuse_cached_executions(first_run):
     tmp_path, config, first_outcome = first_run
-    run_local(_config(tmp_path))
+    second_outcome = run_local(_config(tmp_path))
     states = _newest_run_states(config)
     # The resolver now finds the first run's blessed model, so the Evaluator has a new input (a
     # baseline) and runs again; everything upstream is reused, and the same model is not pushed
@@ -107,6 +107,8 @@ def test_reruns_with_unchanged_inputs_reuse_cached_executions(first_run):
         component: metadata_store_pb2.Execution.CACHED for component in upstream}
     assert states["Evaluator"] == metadata_store_pb2.Execution.COMPLETE
     assert [str(version) for version in _versions(config)] == [first_outcome.pushed_model_dir]
+    # The same model, so the candidate's accuracy (not the baseline's, not the difference).
+    assert second_outcome.accuracy == pytest.approx(first_outcome.accuracy)
 
     outcome = run_local(_config(tmp_path))
     assert _newest_run_states(config) == {component: metadata_store_pb2.Execution.CACHED
