@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import pathlib
+from typing import Optional
 
+from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 import modules
 from components import pusher as idempotent_pusher
 from components.csv_example_gen import delimited_example_gen
+from pipeline import config as config_module
 from pipeline.config import PipelineConfig
 from pipeline.data_check import DataSummary
 from pipeline.evaluation import build_eval_config
@@ -20,22 +23,25 @@ PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
 RUN_FN = "modules.model.run_fn"
 
 
-def modules_fingerprint() -> str:
-    """SHA-256 over the `modules` package sources.
+def code_fingerprint() -> str:
+    """SHA-256 over the code Transform and Trainer import: `modules/` and the config module.
 
-    Transform and Trainer load their code by module path, which TFX's cache key does not cover;
-    passing this fingerprint in `custom_config` makes an edited module invalidate the cache.
+    They load their code by module path, which TFX's cache key does not cover; passing this
+    fingerprint in `custom_config` makes an edited module invalidate their cached executions.
     """
     digest = hashlib.sha256()
     package_dir = pathlib.Path(modules.__file__).parent
-    for source in sorted(package_dir.rglob("*.py")):
-        digest.update(source.relative_to(package_dir).as_posix().encode())
+    sources = sorted(package_dir.rglob("*.py")) + [pathlib.Path(config_module.__file__)]
+    for source in sources:
+        digest.update(source.name.encode())
         digest.update(source.read_bytes())
     return digest.hexdigest()
 
 
-def create_pipeline(config: PipelineConfig, data: DataSummary,
-                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+def create_pipeline(
+        config: PipelineConfig, data: DataSummary,
+        metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+) -> tfx.dsl.Pipeline:
     """Builds ExampleGen -> statistics/schema/validation -> Transform -> Trainer -> Evaluator -> Pusher.
 
     Args:
@@ -49,7 +55,7 @@ def create_pipeline(config: PipelineConfig, data: DataSummary,
         "data": dataclasses.asdict(config.data),
         "model": dataclasses.asdict(config.model),
         "label_values": list(data.label_values),
-        "modules_fingerprint": modules_fingerprint(),
+        "code_fingerprint": code_fingerprint(),
     }
     trainer_config = {**transform_config, "training": dataclasses.asdict(config.training)}
     splits = [tfx.proto.Input.Split(name=name, pattern=pattern)

@@ -3,6 +3,7 @@
 import csv
 import os
 import pathlib
+import sys
 
 import pytest
 
@@ -31,3 +32,13 @@ def write_sample(folder: pathlib.Path, rows: int, delimiter: str = ",") -> pathl
 def sample_data(tmp_path: pathlib.Path) -> pathlib.Path:
     """A folder holding 200 rows of the default data as CSV."""
     return write_sample(tmp_path / "data", rows=200).parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _hide_pytest_argv_from_tfx():
+    """TFX's Beam executors parse `sys.argv` with absl (its TODO b/174174381): pytest's `-v`
+    would be read as absl's `-v <verbosity>` and swallow a Beam argument."""
+    original_argv = sys.argv
+    sys.argv = original_argv[:1]
+    yield
+    sys.argv = original_argv

@@ -1,0 +1,57 @@
+"""The DAG's wiring and what each component is configured with (built, not run)."""
+
+import json
+import pathlib
+import shutil
+
+import modules
+from pipeline import pipeline as pipeline_module
+from pipeline.config import PipelineConfig
+from pipeline.data_check import DataSummary
+
+DATA = DataSummary(input_base="/data", split_patterns={"single_split": "*"}, files=["/data/a.csv"],
+                   columns=["text", "label", "source", "domain"],
+                   label_values=["negative", "positive"], row_count=10)
+
+
+def _components(config=None):
+    built = pipeline_module.create_pipeline(config or PipelineConfig(), DATA)
+    return {component.id: component for component in built.components}, built
+
+
+def test_dag_order_baseline_and_blessing_gate():
+    components, built = _components()
+    assert set(components) == {
+        "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+        "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+    assert components["Transform"].inputs["examples"].producer_component_id == "CsvExampleGen"
+    assert components["Trainer"].inputs["examples"].producer_component_id == "Transform"
+    evaluator, pusher = components["Evaluator"], components["Pusher"]
+    assert evaluator.inputs["baseline_model"].producer_component_id == \
+        "latest_blessed_model_resolver"
+    assert pusher.inputs["model_blessing"].producer_component_id == "Evaluator"
+    assert pusher.inputs["model"].producer_component_id == "Trainer"
+    assert built.enable_cache is True
+    _, uncached = _components(PipelineConfig.load(None, ["enable_cache=false"]))
+    assert uncached.enable_cache is False
+
+
+def test_components_get_only_the_config_sections_they_read():
+    components, _ = _components()
+    transform_config = json.loads(components["Transform"].exec_properties["custom_config"])
+    trainer_config = json.loads(components["Trainer"].exec_properties["custom_config"])
+    assert set(transform_config) == {"data", "model", "label_values", "code_fingerprint"}
+    assert set(trainer_config) == set(transform_config) | {"training"}
+    assert transform_config["label_values"] == ["negative", "positive"]
+
+
+def test_code_fingerprint_changes_when_module_code_changes(tmp_path, monkeypatch):
+    package_copy = tmp_path / "modules"
+    shutil.copytree(pathlib.Path(modules.__file__).parent, package_copy)
+    monkeypatch.setattr(modules, "__file__", str(package_copy / "__init__.py"))
+    before = pipeline_module.code_fingerprint()
+    assert pipeline_module.code_fingerprint() == before
+    with (package_copy / "model.py").open("a", encoding="utf-8") as handle:
+        handle.write("\n# edited\n")
+    assert pipeline_module.code_fingerprint() != before
+
