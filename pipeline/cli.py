@@ -8,7 +8,6 @@ import os
 import pathlib
 import sys
 import time
-import warnings
 from typing import Optional, Sequence
 
 from pipeline.config import ConfigError, PipelineConfig
@@ -107,8 +106,6 @@ def _run(config: PipelineConfig) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    # Google client libraries warn about Python 3.10 on import; TFX 1.16 requires 3.10.
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
     args = _parser().parse_args(argv)
     try:
         config = load_config(args)
