@@ -26,6 +26,7 @@ test: setup
 
 # Benchmarks write JSON under benchmarks/results/ (committed).
 bench: setup
+	$(BIN)/python benchmarks/padding_trim.py
 	$(BIN)/python benchmarks/pipeline_run.py
 
 # Re-pin every dependency after editing requirements.in.

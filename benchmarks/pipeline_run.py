@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import platform
 import sys
 import tempfile
 import time
@@ -24,21 +23,11 @@ sys.path.insert(0, str(REPO_ROOT))
 from ml_metadata.metadata_store import metadata_store  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
+from benchmarks.machine import machine_description  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.local_runner import run_local  # noqa: E402
 
 RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "pipeline_run.json"
-
-
-def _machine() -> dict:
-    cpu_model = next((line.split(":", 1)[1].strip()
-                      for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), platform.processor())
-    memory_kib = int(next(line.split()[1] for line in
-                          pathlib.Path("/proc/meminfo").read_text().splitlines()
-                          if line.startswith("MemTotal")))
-    return {"cpu": cpu_model, "cores": os.cpu_count(), "memory_gib": round(memory_kib / 2**20, 1),
-            "python": platform.python_version(), "platform": platform.platform()}
 
 
 def _component_seconds(config: PipelineConfig) -> dict[str, float]:
@@ -72,7 +61,7 @@ def main() -> None:
                      "fully cached third run; one process, so imports are not counted",
         "command": "python benchmarks/pipeline_run.py",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": _machine(),
+        "machine": machine_description(),
         "config": {"train_steps": config.training.train_steps,
                    "batch_size": config.training.batch_size,
                    "max_seq_length": config.model.max_seq_length},

@@ -31,11 +31,13 @@ def input_dataset(file_pattern: list[str], data_accessor: tfx.components.DataAcc
             batch_size=batch_size, label_key=features.LABEL_ID, shuffle=training,
             shuffle_seed=seed, num_epochs=None if training else 1),
         tf_transform_output.transformed_metadata.schema)
-    return dataset.map(_trim_to_longest_row, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+    return dataset.map(trim_to_longest_row, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
         tf.data.AUTOTUNE)
 
 
-def _trim_to_longest_row(transformed: dict[str, tf.Tensor], label_ids: tf.Tensor):
+def trim_to_longest_row(transformed: dict[str, tf.Tensor], label_ids: tf.Tensor
+                        ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """Keeps the model inputs only, cut to the longest unpadded row of the batch."""
     longest = tf.reduce_max(tf.reduce_sum(transformed[features.INPUT_MASK], axis=1))
     return {name: transformed[name][:, :longest] for name in features.MODEL_INPUTS}, label_ids
 

@@ -1,0 +1,95 @@
+"""Training throughput with batches trimmed to their longest row vs padded to max_seq_length.
+
+Usage: python benchmarks/padding_trim.py  (or `make bench`); writes
+benchmarks/results/padding_trim.json. Both arms train the same default-sized classifier in the
+same process on the same batches, whose row lengths are the default dataset's real token counts;
+only the Trainer's `trim_to_longest_row` step differs. Fixed padding is the baseline.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pathlib
+import re
+import sys
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from benchmarks.machine import machine_description  # noqa: E402
+from modules import features  # noqa: E402
+from modules.bert_classifier import build_classifier, compile_classifier  # noqa: E402
+from modules.model import trim_to_longest_row  # noqa: E402
+from pipeline.config import ModelConfig, TrainingConfig  # noqa: E402
+
+RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "padding_trim.json"
+VOCAB_SIZE = 2000
+WARMUP_STEPS = 10
+TIMED_STEPS = 60
+
+
+def _row_lengths(max_seq_length: int) -> np.ndarray:
+    """Tokens per row of the default data, as the Transform splits them, plus [CLS] and [SEP]."""
+    with (REPO_ROOT / "data" / "reviews" / "reviews.csv").open(encoding="utf-8") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    words = [re.sub(r"([^\w\s])", r" \1 ", text.lower()).split() for text in texts]
+    return np.minimum(np.array([len(row) + 2 for row in words]), max_seq_length)
+
+
+def _batches(lengths: np.ndarray, batch_size: int, max_seq_length: int) -> tf.data.Dataset:
+    rng = np.random.default_rng(0)
+    word_ids = rng.integers(4, VOCAB_SIZE, size=(len(lengths), max_seq_length))
+    mask = (np.arange(max_seq_length)[None, :] < lengths[:, None]).astype(np.int64)
+    inputs = {features.INPUT_WORD_IDS: word_ids * mask, features.INPUT_MASK: mask,
+              features.SEGMENT_IDS: np.zeros_like(mask)}
+    labels = rng.integers(0, 2, size=len(lengths))
+    return tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size).repeat()
+
+
+def _examples_per_second(dataset: tf.data.Dataset, batch_size: int) -> float:
+    tf.keras.utils.set_random_seed(0)
+    model_config = ModelConfig()
+    model = build_classifier(model_config, vocab_size=VOCAB_SIZE, num_labels=2)
+    compile_classifier(model, TrainingConfig(), total_steps=WARMUP_STEPS + TIMED_STEPS)
+    model.fit(dataset, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
+    started = time.monotonic()
+    model.fit(dataset, steps_per_epoch=TIMED_STEPS, epochs=1, verbose=0)
+    return TIMED_STEPS * batch_size / (time.monotonic() - started)
+
+
+def main() -> None:
+    model_config, training = ModelConfig(), TrainingConfig()
+    lengths = _row_lengths(model_config.max_seq_length)
+    padded = _batches(lengths, training.batch_size, model_config.max_seq_length)
+    trimmed = padded.map(trim_to_longest_row)
+    padded_rate = _examples_per_second(padded, training.batch_size)
+    trimmed_rate = _examples_per_second(trimmed, training.batch_size)
+    result = {
+        "benchmark": "Keras fit examples/s: batches trimmed to the longest row vs fixed padding",
+        "command": "python benchmarks/padding_trim.py",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_description(),
+        "model": {"layers": model_config.num_layers, "hidden": model_config.hidden_size,
+                  "max_seq_length": model_config.max_seq_length,
+                  "batch_size": training.batch_size},
+        "timed_steps": TIMED_STEPS,
+        "mean_row_tokens": round(float(lengths.mean()), 1),
+        "padded_examples_per_second": round(padded_rate, 1),
+        "trimmed_examples_per_second": round(trimmed_rate, 1),
+        "trimmed_to_padded_ratio": round(trimmed_rate / padded_rate, 2),
+    }
+    RESULT_PATH.parent.mkdir(parents=True, exist_ok=True)
+    RESULT_PATH.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
