@@ -13,8 +13,9 @@ from typing import Optional, Sequence
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.data_check import InputDataError, check_input_data
 
-# The run worked but the Evaluator refused the model: CI retraining jobs should notice.
-EXIT_NOT_BLESSED = 3
+# Exit codes besides 0 (pushed) and 1 (the run failed; traceback in the log).
+EXIT_BAD_INPUT = 2  # bad configuration or input data: nothing ran
+EXIT_NOT_BLESSED = 3  # the run worked but the Evaluator refused the model: CI jobs should notice
 
 # Named flags for the options people change most; `--set section.key=value` reaches every other.
 _FLAG_TO_KEY = {
@@ -83,7 +84,7 @@ def _run(config: PipelineConfig) -> int:
         data = check_input_data(config.data)
     except InputDataError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     log_path = _log_to_file(config.log_dir)
     try:
         from pipeline.local_runner import run_local  # pylint: disable=import-outside-toplevel
@@ -111,10 +112,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = load_config(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.command == "run":
-        return _run(config)
-    return 2
+        return EXIT_BAD_INPUT
+    return _run(config)
 
 
 def console_main() -> None:
