@@ -33,8 +33,9 @@ class Executor(pusher_executor.Executor):
         pushed_model = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.PUSHED_MODEL_KEY])
         base_directory = _base_directory(exec_properties)
-        existing_version = _version_pushed_from(base_directory, model_uri)
-        if existing_version and self.CheckBlessing(input_dict):
+        existing_version = (self.CheckBlessing(input_dict)
+                            and _version_pushed_from(base_directory, model_uri))
+        if existing_version:
             logging.info("Pusher: model %s already serves as version %s; not pushing a copy",
                          model_uri, existing_version)
             self._MarkPushed(pushed_model,

@@ -24,7 +24,8 @@ def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTrans
     model.label_names = tf.constant(list(label_names))
     raw_feature_spec = tf_transform_output.raw_feature_spec()
     # Predictions need only the text: a request need not carry the label or the slice columns.
-    serving_feature_spec = {text_column: raw_feature_spec[text_column]}
+    text_spec = raw_feature_spec[text_column]
+    serving_feature_spec = {text_column: text_spec}
 
     def predict(transformed: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         logits = model({name: transformed[name] for name in features.MODEL_INPUTS})
@@ -43,7 +44,7 @@ def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTrans
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def predict_text(text: tf.Tensor) -> dict[str, tf.Tensor]:
-        return predict(model.tft_layer({text_column: _as_raw_feature(text, raw_feature_spec[text_column])}))
+        return predict(model.tft_layer({text_column: _as_raw_feature(text, text_spec)}))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -49,8 +49,7 @@ def tokenize(texts: tf.Tensor, max_seq_length: int, max_vocab_size: int,
     The word vocabulary is a TFT analyzer over the training split with the reserved tokens first,
     so [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3 and unseen or rare words map to [UNK].
     """
-    words = tf.strings.split(tf.strings.regex_replace(
-        tf.strings.lower(texts, encoding="utf-8"), _PUNCTUATION, r" \1 "))
+    words = split_words(texts)
     vocabulary = tft.vocabulary(
         words, top_k=max_vocab_size, frequency_threshold=min_word_frequency,
         reserved_tokens=list(features.RESERVED_TOKENS), vocab_filename=features.WORD_VOCABULARY)
@@ -68,6 +67,12 @@ def tokenize(texts: tf.Tensor, max_seq_length: int, max_vocab_size: int,
         features.INPUT_MASK: tf.cast(input_word_ids != features.PAD_ID, tf.int64),
         features.SEGMENT_IDS: tf.zeros_like(input_word_ids),
     }
+
+
+def split_words(texts: tf.Tensor) -> tf.RaggedTensor:
+    """Lower-cases [batch] strings and splits them into words, punctuation as separate words."""
+    return tf.strings.split(tf.strings.regex_replace(
+        tf.strings.lower(texts, encoding="utf-8"), _PUNCTUATION, r" \1 "))
 
 
 def _as_string_vector(feature: tf.Tensor | tf.SparseTensor) -> tf.Tensor:

@@ -33,7 +33,7 @@ def code_fingerprint() -> str:
     package_dir = pathlib.Path(modules.__file__).parent
     sources = sorted(package_dir.rglob("*.py")) + [pathlib.Path(config_module.__file__)]
     for source in sources:
-        digest.update(source.name.encode())
+        digest.update(source.relative_to(package_dir.parent).as_posix().encode())
         digest.update(source.read_bytes())
     return digest.hexdigest()
 
