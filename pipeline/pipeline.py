@@ -31,10 +31,12 @@ def code_fingerprint() -> str:
     """
     digest = hashlib.sha256()
     package_dir = pathlib.Path(modules.__file__).parent
-    sources = sorted(package_dir.rglob("*.py")) + [pathlib.Path(config_module.__file__)]
-    for source in sources:
-        digest.update(source.relative_to(package_dir.parent).as_posix().encode())
-        digest.update(source.read_bytes())
+    sources = {f"modules/{path.relative_to(package_dir).as_posix()}": path
+               for path in sorted(package_dir.rglob("*.py"))}
+    sources["pipeline/config.py"] = pathlib.Path(config_module.__file__)
+    for name, path in sources.items():
+        digest.update(name.encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
