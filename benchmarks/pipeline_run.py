@@ -20,28 +20,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from ml_metadata.metadata_store import metadata_store  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
-
+from benchmarks.component_times import component_seconds  # noqa: E402
 from benchmarks.machine import machine_description  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.local_runner import run_local  # noqa: E402
 
 RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "pipeline_run.json"
-
-
-def _component_seconds(config: PipelineConfig) -> dict[str, float]:
-    """Wall seconds of each component's newest execution, from MLMD."""
-    store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
-    seconds = {}
-    for node in store.get_contexts_by_type("node"):
-        executions = store.get_executions_by_context(node.id)
-        if executions:
-            newest = max(executions, key=lambda execution: execution.id)
-            seconds[node.name.split(".", 1)[1]] = round(
-                (newest.last_update_time_since_epoch - newest.create_time_since_epoch) / 1000, 1)
-    return seconds
 
 
 def main() -> None:
@@ -54,7 +38,7 @@ def main() -> None:
             outcomes.append(run_local(config))
             run_seconds.append(time.monotonic() - started)
             if len(run_seconds) == 1:
-                components = _component_seconds(config)
+                components = component_seconds(config)
     cold_seconds, second_seconds, cached_seconds = run_seconds
     result = {
         "benchmark": "default pipeline: cold run, second run (Evaluator vs. the new baseline), "

@@ -1,50 +1,98 @@
-"""The Keras classifier: a Hugging Face `TFBertForSequenceClassification` over the TFT features."""
+"""The Keras classifier: a Hugging Face TF sequence classifier over the TFT features.
+
+Either a pretrained checkpoint with a new classification head, or a small BERT from scratch.
+"""
 
 from __future__ import annotations
 
+import inspect
+from typing import Optional
+
 import tensorflow as tf
-from transformers import BertConfig, TFBertForSequenceClassification
+from transformers import BertConfig, TFAutoModelForSequenceClassification, TFBertForSequenceClassification
 
 from modules import features
 from pipeline.config import ModelConfig, TrainingConfig
 
 
-def build_classifier(model_config: ModelConfig, vocab_size: int, num_labels: int) -> tf.keras.Model:
+def build_classifier(model_config: ModelConfig, vocab_size: int, num_labels: int,
+                     checkpoint_path: Optional[str] = None) -> tf.keras.Model:
     """Returns a Keras model mapping the three transformed int features to class logits.
 
+    Args:
+      model_config: encoder sizes for a model trained from scratch.
+      vocab_size: size of the TFT word vocabulary (from scratch only).
+      num_labels: classes in the label vocabulary; the head gets this many outputs.
+      checkpoint_path: a local pretrained checkpoint; `safetensors` weights written by PyTorch
+        load into the TF model without torch.
     The sequence axis is left unknown so batches can be trimmed to their longest row.
     """
-    bert_config = BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=model_config.hidden_size,
-        num_hidden_layers=model_config.num_layers,
-        num_attention_heads=model_config.num_attention_heads,
-        intermediate_size=model_config.intermediate_size,
-        hidden_dropout_prob=model_config.dropout,
-        attention_probs_dropout_prob=model_config.dropout,
-        max_position_embeddings=model_config.max_seq_length,
-        pad_token_id=features.PAD_ID,
-        num_labels=num_labels,
-    )
-    bert = TFBertForSequenceClassification(bert_config, name="bert_classifier")
+    if checkpoint_path:
+        encoder = TFAutoModelForSequenceClassification.from_pretrained(
+            checkpoint_path, num_labels=num_labels, name="pretrained_classifier")
+    else:
+        encoder = TFBertForSequenceClassification(BertConfig(
+            vocab_size=vocab_size,
+            hidden_size=model_config.hidden_size,
+            num_hidden_layers=model_config.num_layers,
+            num_attention_heads=model_config.num_attention_heads,
+            intermediate_size=model_config.intermediate_size,
+            hidden_dropout_prob=model_config.dropout,
+            attention_probs_dropout_prob=model_config.dropout,
+            max_position_embeddings=model_config.max_seq_length,
+            pad_token_id=features.PAD_ID,
+            num_labels=num_labels,
+        ), name="bert_classifier")
     inputs = {name: tf.keras.Input(shape=(None,), dtype=tf.int64, name=name)
               for name in features.MODEL_INPUTS}
-    logits = bert(
-        input_ids=tf.cast(inputs[features.INPUT_WORD_IDS], tf.int32),
-        attention_mask=tf.cast(inputs[features.INPUT_MASK], tf.int32),
-        token_type_ids=tf.cast(inputs[features.SEGMENT_IDS], tf.int32),
-    ).logits
+    encoder_inputs = {
+        "input_ids": tf.cast(inputs[features.INPUT_WORD_IDS], tf.int32),
+        "attention_mask": tf.cast(inputs[features.INPUT_MASK], tf.int32),
+    }
+    # DistilBERT and a few others have no segment embeddings and take no token_type_ids.
+    if "token_type_ids" in inspect.signature(encoder.call).parameters:
+        encoder_inputs["token_type_ids"] = tf.cast(inputs[features.SEGMENT_IDS], tf.int32)
+    logits = encoder(**encoder_inputs).logits
     return tf.keras.Model(inputs=inputs, outputs=logits, name="text_classifier")
+
+
+@tf.keras.utils.register_keras_serializable(package="textclf")
+class WarmupLinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to `peak` over `warmup_steps`, then linear decay to 0 at `total_steps`.
+
+    The warm-up keeps the first updates from wrecking pretrained weights while the new head is
+    still random.
+    """
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        self.peak = peak
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        step = tf.cast(step, tf.float32)
+        warmup = (step + 1.0) / max(self.warmup_steps, 1)
+        decay = (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
+        return self.peak * tf.maximum(0.0, tf.minimum(warmup, decay))
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps,
+                "total_steps": self.total_steps}
 
 
 def compile_classifier(model: tf.keras.Model, training: TrainingConfig,
                        total_steps: int) -> None:
-    """AdamW with a linear decay to zero: the usual recipe for BERT-style encoders."""
-    learning_rate = tf.keras.optimizers.schedules.PolynomialDecay(
-        initial_learning_rate=training.learning_rate, decay_steps=total_steps, end_learning_rate=0.0)
+    """AdamW with warm-up, linear decay and global-norm gradient clipping: the BERT recipe."""
+    learning_rate = WarmupLinearDecay(peak=training.learning_rate,
+                                      warmup_steps=int(training.warmup_ratio * total_steps),
+                                      total_steps=total_steps)
+    optimizer = tf.keras.optimizers.AdamW(
+        learning_rate=learning_rate, weight_decay=training.weight_decay,
+        global_clipnorm=training.gradient_clip_norm or None)
+    # As in BERT, biases and layer norms are not decayed.
+    optimizer.exclude_from_weight_decay(var_names=["bias", "LayerNorm", "layer_norm"])
     model.compile(
-        optimizer=tf.keras.optimizers.AdamW(learning_rate=learning_rate,
-                                            weight_decay=training.weight_decay),
+        optimizer=optimizer,
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )

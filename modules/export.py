@@ -3,6 +3,7 @@
 Three signatures share one TFT layer, so training, evaluation and serving see identical features:
   serving_default     serialized tf.Example -> probabilities, label, class_id
   predict_text        raw strings           -> probabilities, label, class_id
+                      (`text`, plus `text_pair` for sentence-pair tasks)
   transform_features  serialized tf.Example -> transformed features (for TFMA)
 """
 
@@ -15,17 +16,23 @@ import tensorflow_transform as tft
 
 from modules import features
 
+# Argument names of `predict_text`: the text, and the second text of a sentence pair.
+TEXT_INPUT_NAMES = ("text", "text_pair")
+
 
 def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
-                         text_column: str, label_names: Sequence[str],
+                         text_columns: Sequence[str], label_names: Sequence[str],
                          export_dir: str) -> None:
-    """Writes `model` with its three signatures to `export_dir` via `tf.saved_model.save`."""
+    """Writes `model` with its three signatures to `export_dir` as a TF SavedModel.
+
+    Args:
+      text_columns: the raw text column, or the two columns of a sentence pair, in order.
+    """
     model.tft_layer = tf_transform_output.transform_features_layer()
     model.label_names = tf.constant(list(label_names))
     raw_feature_spec = tf_transform_output.raw_feature_spec()
     # Predictions need only the text: a request need not carry the label or the slice columns.
-    text_spec = raw_feature_spec[text_column]
-    serving_feature_spec = {text_column: text_spec}
+    serving_feature_spec = {column: raw_feature_spec[column] for column in text_columns}
 
     def predict(transformed: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         logits = model({name: transformed[name] for name in features.MODEL_INPUTS})
@@ -42,9 +49,14 @@ def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTrans
         raw_features = tf.io.parse_example(serialized_examples, serving_feature_spec)
         return predict(model.tft_layer(raw_features))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def predict_text(text: tf.Tensor) -> dict[str, tf.Tensor]:
-        return predict(model.tft_layer({text_column: _as_raw_feature(text, text_spec)}))
+    text_inputs = [tf.TensorSpec([None], tf.string, name=name)
+                   for name in TEXT_INPUT_NAMES[:len(text_columns)]]
+
+    @tf.function(input_signature=text_inputs)
+    def predict_text(*texts: tf.Tensor) -> dict[str, tf.Tensor]:
+        return predict(model.tft_layer({
+            column: _as_raw_feature(text, serving_feature_spec[column])
+            for column, text in zip(text_columns, texts)}))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -56,7 +68,9 @@ def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTrans
         features.TEXT_SIGNATURE: predict_text.get_concrete_function(),
         features.TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
     }
-    tf.saved_model.save(model, export_dir, signatures=signatures)
+    # Without per-layer call traces: nothing reloads this as Keras, and tracing every layer of a
+    # pretrained encoder would take minutes.
+    model.save(export_dir, save_format="tf", signatures=signatures, save_traces=False)
 
 
 def _as_raw_feature(text: tf.Tensor, spec: tf.io.FixedLenFeature | tf.io.VarLenFeature

@@ -2,16 +2,21 @@
 
 Everything here becomes part of the transform graph that the Trainer embeds in the exported
 model, so serving applies exactly these steps to raw text: no Python tokenizer exists at serving.
+Two tokenizers share one packing step:
+  * pretrained: the checkpoint's WordPiece (`tensorflow_text`), its `vocab.txt` an asset of the graph;
+  * from scratch: lower-cased words and a TFT vocabulary computed on the training split.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple, Sequence
 
 import tensorflow as tf
+import tensorflow_text as tf_text
 import tensorflow_transform as tft
 
 from modules import features
+from pipeline.checkpoint import Checkpoint
 from pipeline.config import DataConfig, ModelConfig, section_from_dict
 
 # Punctuation becomes its own token, as in BERT's basic tokenizer ("isn't" -> "isn ' t").
@@ -19,18 +24,27 @@ _PUNCTUATION = r"([\pP\pS])"
 
 
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, Any]:
-    """Maps raw columns to word ids, mask, segment ids and the label id; passes slices through.
+    """Maps raw columns to token ids, mask, segment ids and the label id; passes slices through.
 
     Args:
       inputs: raw features parsed by TFT from ExampleGen's tf.Examples (dense or sparse).
-      custom_config: the `data` and `model` config sections and the `label_values` in id order.
+      custom_config: the `data` and `model` config sections, the `label_values` in id order and
+        the resolved `checkpoint` (None when training from scratch).
     Returns:
       The transformed features (`modules.features` names plus the slice columns).
     """
     data = section_from_dict(DataConfig, custom_config["data"])
     model = section_from_dict(ModelConfig, custom_config["model"])
-    outputs = tokenize(_as_string_vector(inputs[data.text_column]), model.max_seq_length,
-                       model.max_vocab_size, model.min_word_frequency)
+    texts = [_as_string_vector(inputs[column]) for column in data.text_columns]
+    if custom_config.get("checkpoint"):
+        checkpoint = Checkpoint.from_dict(custom_config["checkpoint"])
+        segments = wordpiece_ids(texts, checkpoint)
+        special_ids = SpecialIds(checkpoint.cls_id, checkpoint.sep_id, checkpoint.pad_id)
+    else:
+        segments = word_ids(texts, model.max_vocab_size, model.min_word_frequency)
+        special_ids = SpecialIds(features.CLS_ID, features.SEP_ID, features.PAD_ID)
+    outputs = pack_segments(segments, model.max_seq_length, special_ids)
+
     labels = tf.strings.strip(_as_string_vector(inputs[data.label_column]))
     # The label values are reserved tokens, so ids follow their configured order and stay stable
     # across retrains even when the class balance shifts.
@@ -42,31 +56,90 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     return outputs
 
 
-def tokenize(texts: tf.Tensor, max_seq_length: int, max_vocab_size: int,
-             min_word_frequency: int) -> dict[str, tf.Tensor]:
-    """Lower-cases and splits `texts` into words, maps them to ids, adds [CLS]/[SEP] and pads.
+class SpecialIds(NamedTuple):
+    """The [CLS], [SEP] and [PAD] ids of the vocabulary in use."""
 
-    The word vocabulary is a TFT analyzer over the training split with the reserved tokens first,
-    so [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3 and unseen or rare words map to [UNK].
+    cls_id: int
+    sep_id: int
+    pad_id: int
+
+
+def wordpiece_ids(texts: Sequence[tf.Tensor], checkpoint: Checkpoint) -> list[tf.RaggedTensor]:
+    """WordPiece ids of each [batch] text column, as the checkpoint's own tokenizer makes them.
+
+    Lower-casing and accent stripping follow the checkpoint's tokenizer config (Hugging Face's
+    BERT tokenizer strips accents whenever it lower-cases unless `strip_accents` says otherwise).
+    The tokenizer is created outside the traced function and tracked, so its vocabulary table is
+    initialised once per loaded graph, not on every batch, and `vocab.txt` becomes an asset of
+    the transform graph (the served model carries it).
     """
-    words = split_words(texts)
+    tokenizer = tft.make_and_track_object(
+        lambda: tf_text.BertTokenizer(
+            vocab_lookup_table=checkpoint.vocab_path, token_out_type=tf.int64,
+            unknown_token=checkpoint.unk_token, lower_case=False),
+        name="wordpiece_tokenizer")
+    segments = []
+    for text in texts:
+        # As Hugging Face's `_clean_text`: drop control and format characters and U+FFFD.
+        text = tf.strings.regex_replace(text, r"[^\P{C}\t\n\r]|\x{FFFD}", "")
+        if checkpoint.lower_case:
+            text = tf_text.case_fold_utf8(text)
+        if checkpoint.strip_accents:
+            text = tf.strings.regex_replace(tf_text.normalize_utf8(text, "NFD"), r"\p{Mn}", "")
+        # [batch, words, word pieces] -> [batch, word pieces]
+        segments.append(tokenizer.tokenize(text).merge_dims(-2, -1))
+    return segments
+
+
+def word_ids(texts: Sequence[tf.Tensor], max_vocab_size: int,
+             min_word_frequency: int) -> list[tf.RaggedTensor]:
+    """Word ids of each [batch] text column from a TFT vocabulary over the training split.
+
+    The reserved tokens come first, so [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, and unseen or rare
+    words map to [UNK]. Both columns of a pair share one vocabulary.
+    """
+    words = [split_words(text) for text in texts]
     vocabulary = tft.vocabulary(
-        words, top_k=max_vocab_size, frequency_threshold=min_word_frequency,
+        tf.concat(words, axis=1), top_k=max_vocab_size, frequency_threshold=min_word_frequency,
         reserved_tokens=list(features.RESERVED_TOKENS), vocab_filename=features.WORD_VOCABULARY)
-    word_ids = tft.apply_vocabulary(words, vocabulary, default_value=features.UNK_ID)
-    word_ids = word_ids[:, :max_seq_length - 2]
-    batch_size = tf.shape(texts, out_type=tf.int64)[0]
-    cls_column = tf.fill([batch_size, 1], tf.constant(features.CLS_ID, tf.int64))
-    sep_column = tf.fill([batch_size, 1], tf.constant(features.SEP_ID, tf.int64))
-    token_ids = tf.concat([tf.RaggedTensor.from_tensor(cls_column), word_ids,
-                           tf.RaggedTensor.from_tensor(sep_column)], axis=1)
-    input_word_ids = token_ids.to_tensor(default_value=features.PAD_ID,
-                                         shape=[None, max_seq_length])
+    return [tft.apply_vocabulary(column, vocabulary, default_value=features.UNK_ID)
+            for column in words]
+
+
+def pack_segments(segments: Sequence[tf.RaggedTensor], max_seq_length: int,
+                  special_ids: SpecialIds) -> dict[str, tf.Tensor]:
+    """Builds [CLS] a [SEP] (b [SEP]) rows of `max_seq_length` with mask and segment ids."""
+    budget = max_seq_length - 1 - len(segments)
+    kept = _longest_first_lengths([segment.row_lengths() for segment in segments], budget)
+    trimmed = [tf.ragged.boolean_mask(segment, tf.ragged.range(segment.row_lengths()) <
+                                      tf.expand_dims(keep, 1))
+               for segment, keep in zip(segments, kept)]
+    token_ids, segment_ids = tf_text.combine_segments(
+        trimmed, start_of_sequence_id=special_ids.cls_id, end_of_segment_id=special_ids.sep_id)
+    input_word_ids, input_mask = tf_text.pad_model_inputs(
+        token_ids, max_seq_length=max_seq_length, pad_value=special_ids.pad_id)
+    segment_ids, _ = tf_text.pad_model_inputs(segment_ids, max_seq_length=max_seq_length)
     return {
         features.INPUT_WORD_IDS: input_word_ids,
-        features.INPUT_MASK: tf.cast(input_word_ids != features.PAD_ID, tf.int64),
-        features.SEGMENT_IDS: tf.zeros_like(input_word_ids),
+        features.INPUT_MASK: input_mask,
+        features.SEGMENT_IDS: segment_ids,
     }
+
+
+def _longest_first_lengths(lengths: Sequence[tf.Tensor], budget: int) -> list[tf.Tensor]:
+    """Per-row lengths to keep under Hugging Face's "longest_first" truncation.
+
+    For a pair over budget, the shorter segment keeps at most half the budget (the first one
+    counts as shorter on a tie) and the longer one gets the rest, as the `tokenizers` library does.
+    """
+    if len(lengths) == 1:
+        return [tf.minimum(lengths[0], budget)]
+    first, second = lengths
+    shorter_keeps = tf.minimum(tf.minimum(first, second), budget // 2)
+    longer_keeps = tf.minimum(tf.maximum(first, second), budget - shorter_keeps)
+    first_is_shorter = first <= second
+    return [tf.where(first_is_shorter, shorter_keeps, longer_keeps),
+            tf.where(first_is_shorter, longer_keeps, shorter_keeps)]
 
 
 def split_words(texts: tf.Tensor) -> tf.RaggedTensor:

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from pipeline.checkpoint import CheckpointError, resolve_checkpoint
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.data_check import InputDataError, check_input_data
 
@@ -22,12 +23,14 @@ _FLAG_TO_KEY = {
     "data_path": "data.path",
     "delimiter": "data.delimiter",
     "text_column": "data.text_column",
+    "text_pair_column": "data.text_pair_column",
     "label_column": "data.label_column",
     "slice_columns": "data.slice_columns",
     "label_values": "data.label_values",
     "train_pattern": "data.train_pattern",
     "eval_pattern": "data.eval_pattern",
     "train_steps": "training.train_steps",
+    "pretrained": "model.pretrained",
     "output_dir": "output_dir",
 }
 
@@ -42,12 +45,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-path", help="CSV/TSV file or folder of them (data.path)")
     run.add_argument("--delimiter", help="column delimiter; 'tab' or '\\t' for TSV")
     run.add_argument("--text-column")
+    run.add_argument("--text-pair-column", help="second text column of sentence-pair tasks")
     run.add_argument("--label-column")
     run.add_argument("--slice-columns", help="comma-separated metadata columns to slice by")
     run.add_argument("--label-values", help="comma-separated allowed labels, in id order")
     run.add_argument("--train-pattern", help="train file pattern inside --data-path, e.g. train.tsv")
     run.add_argument("--eval-pattern", help="eval file pattern inside --data-path, e.g. dev.tsv")
     run.add_argument("--train-steps", help="total optimiser steps")
+    run.add_argument("--pretrained", help="checkpoint folder or hub id to fine-tune "
+                     "(model.pretrained); `make pretrained` prints an offline one")
     run.add_argument("--output-dir", help="folder for the pipeline root, MLMD and serving store")
     run.add_argument("--no-cache", action="store_true", help="re-execute every component")
     return parser
@@ -80,16 +86,18 @@ def _log_to_file(log_dir: str) -> pathlib.Path:
 def _run(config: PipelineConfig) -> int:
     started = time.monotonic()
     try:
-        # Checked before TFX is even imported: bad input fails in a second, before any component.
+        # Checked before TFX is even imported: bad input fails in seconds, before any component.
         data = check_input_data(config.data)
-    except InputDataError as error:
+        checkpoint = (resolve_checkpoint(config.model.pretrained, config.model.max_seq_length)
+                      if config.model.pretrained else None)
+    except (InputDataError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     log_path = _log_to_file(config.log_dir)
     try:
         from pipeline.local_runner import run_local  # pylint: disable=import-outside-toplevel
 
-        outcome = run_local(config, data)
+        outcome = run_local(config, data, checkpoint)
     except Exception as error:  # pylint: disable=broad-except
         logging.exception("run failed")
         print(f"error: the run failed: {error}\n(full traceback in {log_path})", file=sys.stderr)

@@ -27,6 +27,8 @@ class DataConfig:
     path: str = "data/reviews"
     delimiter: str = ","
     text_column: str = "text"
+    # Second text column of sentence-pair tasks (MRPC, QNLI): rows become [CLS] a [SEP] b [SEP].
+    text_pair_column: str = ""
     label_column: str = "label"
     # Metadata columns passed through Transform and used as Evaluator slices.
     slice_columns: list[str] = dataclasses.field(default_factory=lambda: ["source", "domain"])
@@ -39,13 +41,26 @@ class DataConfig:
     train_buckets: int = 4
     eval_buckets: int = 1
 
+    @property
+    def text_columns(self) -> list[str]:
+        """The one or two text columns, in the order the tokenizer joins them."""
+        return [self.text_column] + ([self.text_pair_column] if self.text_pair_column else [])
+
 
 @dataclasses.dataclass
 class ModelConfig:
-    """The tokenizer and the from-scratch BERT encoder."""
+    """The encoder: a pretrained checkpoint to fine-tune, or a small BERT trained from scratch."""
 
+    # A local checkpoint folder or a Hugging Face hub id (read from the local cache). Empty means
+    # from scratch: a word-level TFT vocabulary and the encoder sizes below.
+    pretrained: str = ""
     max_seq_length: int = 64
-    # Words kept in the TFT vocabulary (besides [PAD], [UNK], [CLS], [SEP]); rarer words are [UNK].
+    # Fine-tuning stops before training when fewer examples than this get exactly the token ids
+    # the checkpoint's own tokenizer produces (the TokenizerParity component measures it).
+    min_tokenizer_parity: float = 0.995
+    # Eval examples the parity check compares; 0 means all of them.
+    parity_sample_size: int = 0
+    # From scratch only: words kept in the TFT vocabulary (besides [PAD], [UNK], [CLS], [SEP]); rarer words are [UNK].
     max_vocab_size: int = 20000
     # Words seen fewer times in the training split become [UNK], so [UNK] is trained too.
     min_word_frequency: int = 2
@@ -66,8 +81,15 @@ class TrainingConfig:
     epochs: int = 3
     # Eval batches for Keras validation; 0 means the whole eval split.
     eval_steps: int = 0
+    # Peak learning rate, reached after the warm-up and decayed linearly to zero. Fine-tuning a
+    # pretrained checkpoint wants far less than training from scratch (e.g. 5e-5 to 1e-4).
     learning_rate: float = 1e-3
+    warmup_ratio: float = 0.1
     weight_decay: float = 0.01
+    # Gradients are clipped to this global norm (0 disables clipping).
+    gradient_clip_norm: float = 1.0
+    # The Trainer logs loss and examples/s every this many steps (0: only per epoch).
+    log_every_steps: int = 100
     seed: int = 42
 
 
@@ -163,8 +185,9 @@ class PipelineConfig:
         """Rejects values no run could use, before any component starts."""
         checks = [
             (len(self.data.delimiter) == 1, "data.delimiter must be one character, e.g. ',' or '\\t'"),
-            (self.data.text_column != self.data.label_column,
-             "data.text_column and data.label_column must differ"),
+            (len({self.data.text_column, self.data.text_pair_column or self.data.text_column,
+                  self.data.label_column}) == (3 if self.data.text_pair_column else 2),
+             "data.text_column, data.text_pair_column and data.label_column must differ"),
             (bool(self.data.train_pattern) == bool(self.data.eval_pattern),
              "set both data.train_pattern and data.eval_pattern, or neither"),
             (self.data.train_buckets > 0 and self.data.eval_buckets > 0,
@@ -172,7 +195,12 @@ class PipelineConfig:
             (self.model.max_seq_length >= 3, "model.max_seq_length must be at least 3"),
             (self.model.hidden_size % self.model.num_attention_heads == 0,
              "model.hidden_size must be a multiple of model.num_attention_heads"),
+            (0.0 <= self.model.min_tokenizer_parity <= 1.0,
+             "model.min_tokenizer_parity must be in [0, 1]"),
+            (self.model.parity_sample_size >= 0, "model.parity_sample_size must be >= 0"),
             (self.training.batch_size > 0, "training.batch_size must be positive"),
+            (0.0 <= self.training.warmup_ratio < 1.0, "training.warmup_ratio must be in [0, 1)"),
+            (self.training.gradient_clip_norm >= 0.0, "training.gradient_clip_norm must be >= 0"),
             (self.training.epochs > 0 and self.training.train_steps >= self.training.epochs,
              "training.train_steps must be at least training.epochs (> 0)"),
             (0.0 <= self.evaluation.min_accuracy <= 1.0, "evaluation.min_accuracy must be in [0, 1]"),

