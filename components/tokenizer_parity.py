@@ -26,6 +26,12 @@ REPORT_FILE = "parity.json"
 # Mismatches kept in the report and quoted in the error.
 _MAX_LISTED = 10
 _BATCH_SIZE = 256
+# Transformed feature -> the Hugging Face tokenizer output it must equal.
+_GRAPH_TO_REFERENCE = {
+    features.INPUT_WORD_IDS: "input_ids",
+    features.SEGMENT_IDS: "token_type_ids",
+    features.INPUT_MASK: "attention_mask",
+}
 
 
 class TokenizerParityReport(artifact.Artifact):
@@ -95,13 +101,8 @@ def measure_parity(example_files: Sequence[str], transform_graph_uri: str, check
         texts = [_decode(raw[column]) for column in text_columns]
         expected = reference(*texts, truncation=True, max_length=max_seq_length,
                              padding="max_length", return_token_type_ids=True)
-        pairs = {
-            features.INPUT_WORD_IDS: "input_ids",
-            features.SEGMENT_IDS: "token_type_ids",
-            features.INPUT_MASK: "attention_mask",
-        }
         same = np.ones(len(texts[0]), dtype=bool)
-        for graph_name, reference_name in pairs.items():
+        for graph_name, reference_name in _GRAPH_TO_REFERENCE.items():
             same &= np.all(transformed[graph_name].numpy() == np.asarray(expected[reference_name]),
                            axis=1)
         result.examples += len(same)
