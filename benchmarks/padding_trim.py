@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.machine import machine_description  # noqa: E402
 from modules import features  # noqa: E402
 from modules.bert_classifier import build_classifier, compile_classifier  # noqa: E402
-from modules.model import trim_to_longest_row  # noqa: E402
+from modules.datasets import trim_to_longest_row  # noqa: E402
 from modules.preprocessing import split_words  # noqa: E402
 from pipeline.config import ModelConfig, TrainingConfig  # noqa: E402
 

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import pathlib
-import random
 import shutil
 import sys
 import time
@@ -29,14 +28,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.component_times import component_seconds  # noqa: E402
 from benchmarks.machine import machine_description  # noqa: E402
+from benchmarks.sst2_data import SST2_DIR, sst2_training_data  # noqa: E402
 from components.tokenizer_parity import REPORT_FILE  # noqa: E402
-from modules.model import TRAINING_STATS_FILE  # noqa: E402
+from modules.training import TRAINING_STATS_FILE  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.local_runner import newest_artifact, run_local  # noqa: E402
 from pipeline.offline_checkpoint import install_offline_checkpoint  # noqa: E402
-
-SST2_DIR = REPO_ROOT.parent / "shared" / "datasets" / "sst2"
-
 
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -52,26 +49,12 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _training_data(data_dir: pathlib.Path, train_rows: int, output_dir: pathlib.Path
-                   ) -> tuple[pathlib.Path, int]:
-    """The folder to train from and its training row count (a seeded subset when asked)."""
-    lines = (data_dir / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
-    header, rows = lines[0], lines[1:]
-    if not train_rows or train_rows >= len(rows):
-        return data_dir, len(rows)
-    subset_dir = output_dir / "data"
-    subset_dir.mkdir(parents=True)
-    sample = random.Random(0).sample(rows, train_rows)
-    (subset_dir / "train.tsv").write_text(header + "".join(sample), encoding="utf-8")
-    shutil.copyfile(data_dir / "dev.tsv", subset_dir / "dev.tsv")
-    return subset_dir, train_rows
-
-
 def main() -> None:
     args = _arguments()
     output_dir = pathlib.Path(args.output_dir).resolve()
     shutil.rmtree(output_dir, ignore_errors=True)
-    data_dir, train_rows = _training_data(pathlib.Path(args.data_dir), args.train_rows, output_dir)
+    data_dir, train_rows = sst2_training_data(pathlib.Path(args.data_dir), args.train_rows,
+                                              output_dir)
     train_steps = math.ceil(train_rows * args.epochs / args.batch_size)
     checkpoint = install_offline_checkpoint()
     config = PipelineConfig.load(None, [

@@ -16,7 +16,7 @@ from pipeline.config import ModelConfig, TrainingConfig
 
 
 def build_classifier(model_config: ModelConfig, vocab_size: int, num_labels: int,
-                     checkpoint_path: Optional[str] = None) -> tf.keras.Model:
+                     checkpoint_path: Optional[str] = None) -> "TextClassifier":
     """Returns a Keras model mapping the three transformed int features to class logits.
 
     Args:
@@ -52,8 +52,47 @@ def build_classifier(model_config: ModelConfig, vocab_size: int, num_labels: int
     # DistilBERT and a few others have no segment embeddings and take no token_type_ids.
     if "token_type_ids" in inspect.signature(encoder.call).parameters:
         encoder_inputs["token_type_ids"] = tf.cast(inputs[features.SEGMENT_IDS], tf.int32)
-    logits = encoder(**encoder_inputs).logits
-    return tf.keras.Model(inputs=inputs, outputs=logits, name="text_classifier")
+    # Under a mixed-precision policy the encoder computes in 16 bits; the logits (and so the loss
+    # and the exported probabilities) are cast back to float32.
+    logits = tf.keras.layers.Activation("linear", dtype="float32", name="logits")(
+        encoder(**encoder_inputs).logits)
+    return TextClassifier(inputs=inputs, outputs=logits, name="text_classifier")
+
+
+class TextClassifier(tf.keras.Model):
+    """The functional classifier, with a train step that can accumulate gradients.
+
+    With `accumulation_steps` k > 1 each batch is cut into k micro-batches; their gradients,
+    weighted by micro-batch size, are summed and applied once. The update equals the whole
+    batch's while activations are held for one micro-batch at a time.
+    """
+
+    accumulation_steps = 1
+
+    def train_step(self, data):
+        if self.accumulation_steps == 1:
+            return super().train_step(data)
+        inputs, labels = data
+        rows = tf.shape(labels)[0]
+        micro_rows = (rows + self.accumulation_steps - 1) // self.accumulation_steps
+        variables = self.trainable_variables
+        gradients = [tf.zeros_like(variable) for variable in variables]
+        predictions = []
+        for index in range(self.accumulation_steps):
+            start = tf.minimum(index * micro_rows, rows)
+            end = tf.minimum(start + micro_rows, rows)
+            micro_inputs = {name: tensor[start:end] for name, tensor in inputs.items()}
+            with tf.GradientTape() as tape:
+                micro_predictions = self(micro_inputs, training=True)
+                loss = self.compute_loss(micro_inputs, labels[start:end], micro_predictions)
+            share = tf.cast(end - start, tf.float32) / tf.cast(rows, tf.float32)
+            # compute_gradients undoes the loss scaling of a mixed_float16 optimizer.
+            for position, (gradient, _) in enumerate(
+                    self.optimizer.compute_gradients(loss, variables, tape)):
+                gradients[position] += share * tf.convert_to_tensor(gradient)
+            predictions.append(micro_predictions)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self.compute_metrics(inputs, labels, tf.concat(predictions, axis=0), None)
 
 
 @tf.keras.utils.register_keras_serializable(package="textclf")
@@ -80,7 +119,7 @@ class WarmupLinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
                 "total_steps": self.total_steps}
 
 
-def compile_classifier(model: tf.keras.Model, training: TrainingConfig,
+def compile_classifier(model: TextClassifier, training: TrainingConfig,
                        total_steps: int) -> None:
     """AdamW with warm-up, linear decay and global-norm gradient clipping: the BERT recipe."""
     learning_rate = WarmupLinearDecay(peak=training.learning_rate,
@@ -91,8 +130,11 @@ def compile_classifier(model: tf.keras.Model, training: TrainingConfig,
         global_clipnorm=training.gradient_clip_norm or None)
     # As in BERT, biases and layer norms are not decayed.
     optimizer.exclude_from_weight_decay(var_names=["bias", "LayerNorm", "layer_norm"])
+    model.accumulation_steps = training.gradient_accumulation_steps
+    # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer.
     model.compile(
         optimizer=optimizer,
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=training.jit_compile,
     )

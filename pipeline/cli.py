@@ -10,9 +10,8 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from pipeline.checkpoint import CheckpointError, resolve_checkpoint
 from pipeline.config import ConfigError, PipelineConfig
-from pipeline.data_check import InputDataError, check_input_data
+from pipeline.preflight import PREFLIGHT_ERRORS, preflight
 
 # Exit codes besides 0 (pushed) and 1 (the run failed; traceback in the log).
 EXIT_BAD_INPUT = 2  # bad configuration or input data: nothing ran
@@ -86,18 +85,15 @@ def _log_to_file(log_dir: str) -> pathlib.Path:
 def _run(config: PipelineConfig) -> int:
     started = time.monotonic()
     try:
-        # Checked before TFX is even imported: bad input fails in seconds, before any component.
-        data = check_input_data(config.data)
-        checkpoint = (resolve_checkpoint(config.model.pretrained, config.model.max_seq_length)
-                      if config.model.pretrained else None)
-    except (InputDataError, CheckpointError) as error:
+        inputs = preflight(config)
+    except PREFLIGHT_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     log_path = _log_to_file(config.log_dir)
     try:
         from pipeline.local_runner import run_local  # pylint: disable=import-outside-toplevel
 
-        outcome = run_local(config, data, checkpoint)
+        outcome = run_local(config, inputs)
     except Exception as error:  # pylint: disable=broad-except
         logging.exception("run failed")
         print(f"error: the run failed: {error}\n(full traceback in {log_path})", file=sys.stderr)

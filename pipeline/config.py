@@ -19,6 +19,11 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type."""
 
 
+# Accepted values of `training.precision` and `training.strategy`.
+PRECISIONS = ("fp32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+
+
 @dataclasses.dataclass
 class DataConfig:
     """Where the labelled text lives and which columns mean what."""
@@ -88,9 +93,40 @@ class TrainingConfig:
     weight_decay: float = 0.01
     # Gradients are clipped to this global norm (0 disables clipping).
     gradient_clip_norm: float = 1.0
-    # The Trainer logs loss and examples/s every this many steps (0: only per epoch).
+    # The Trainer logs loss and examples/s, and writes TensorBoard step summaries, every this
+    # many steps (0: only per epoch).
     log_every_steps: int = 100
     seed: int = 42
+    # Stop when the eval loss has not improved for this many epochs, keeping the best weights
+    # (0: never stop early).
+    early_stopping_patience: int = 0
+    # Split each batch into this many micro-batches and apply their summed gradients once: the
+    # memory of a small batch, the optimisation of `batch_size` rows.
+    gradient_accumulation_steps: int = 1
+    # Compile the train step with XLA: faster per step, but each new sequence length recompiles.
+    jit_compile: bool = False
+    # fp32, or mixed_float16 (GPU; with loss scaling) / mixed_bfloat16 (TPU, recent GPUs and
+    # CPUs). Logits, softmax and the exported outputs stay float32.
+    precision: str = "fp32"
+    # auto: TPU when `tpu_address` is set, Mirrored over all GPUs when there are several, else
+    # one device. Or one of one_device, mirrored, multi_worker, tpu. `batch_size` is the global
+    # batch, split across replicas.
+    strategy: str = "auto"
+    tpu_address: str = ""
+    # multi_worker in a local run: the Trainer starts this many worker processes on 127.0.0.1.
+    # On Kubeflow, the TFJob's TF_CONFIG decides instead.
+    num_workers: int = 1
+    # First port of the local workers (they take consecutive ports); 0 picks free ports.
+    worker_base_port: int = 0
+    # A collective op (gradient all-reduce) waiting longer than this for a peer fails the run.
+    collective_timeout_seconds: int = 300
+    # Crash-safe training: model, optimizer and step are saved every this many steps under the
+    # pipeline root, and a Trainer run again with the same inputs resumes there (0: never).
+    checkpoint_every_steps: int = 100
+    keep_checkpoints: int = 3
+    # Initialise from the last blessed model instead of `model.pretrained`, e.g. to retrain on
+    # new data; the first run (no blessed model yet) starts as usual.
+    warm_start: bool = False
 
 
 @dataclasses.dataclass
@@ -203,6 +239,27 @@ class PipelineConfig:
             (self.training.gradient_clip_norm >= 0.0, "training.gradient_clip_norm must be >= 0"),
             (self.training.epochs > 0 and self.training.train_steps >= self.training.epochs,
              "training.train_steps must be at least training.epochs (> 0)"),
+            (self.training.early_stopping_patience >= 0,
+             "training.early_stopping_patience must be >= 0"),
+            (self.training.gradient_accumulation_steps >= 1
+             and self.training.batch_size % self.training.gradient_accumulation_steps == 0,
+             "training.gradient_accumulation_steps must be >= 1 and divide training.batch_size"),
+            (self.training.precision in PRECISIONS,
+             f"training.precision must be one of {', '.join(PRECISIONS)}, "
+             f"got {self.training.precision!r}"),
+            (self.training.strategy in STRATEGIES,
+             f"training.strategy must be one of {', '.join(STRATEGIES)}, "
+             f"got {self.training.strategy!r}"),
+            (self.training.num_workers >= 1, "training.num_workers must be >= 1"),
+            (self.training.num_workers == 1 or self.training.strategy == "multi_worker",
+             "training.num_workers > 1 needs training.strategy=multi_worker"),
+            (0 <= self.training.worker_base_port <= 65535,
+             "training.worker_base_port must be a port number (0 picks free ports)"),
+            (self.training.collective_timeout_seconds > 0,
+             "training.collective_timeout_seconds must be positive"),
+            (self.training.checkpoint_every_steps >= 0,
+             "training.checkpoint_every_steps must be >= 0 (0 disables checkpoints)"),
+            (self.training.keep_checkpoints >= 1, "training.keep_checkpoints must be >= 1"),
             (0.0 <= self.evaluation.min_accuracy <= 1.0, "evaluation.min_accuracy must be in [0, 1]"),
             (self.evaluation.max_accuracy_drop >= 0.0, "evaluation.max_accuracy_drop must be >= 0"),
         ]

@@ -11,11 +11,10 @@ from absl import logging
 from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
-from pipeline.checkpoint import Checkpoint, resolve_checkpoint
 from pipeline.config import PipelineConfig
-from pipeline.data_check import DataSummary, check_input_data
 from pipeline.evaluation import ACCURACY_METRIC
 from pipeline.pipeline import create_pipeline
+from pipeline.preflight import RunInputs, preflight
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,25 +26,23 @@ class RunOutcome:
     pushed_model_dir: Optional[str]
 
 
-def run_local(config: PipelineConfig, data: Optional[DataSummary] = None,
-              checkpoint: Optional[Checkpoint] = None) -> RunOutcome:
+def run_local(config: PipelineConfig, inputs: Optional[RunInputs] = None) -> RunOutcome:
     """Runs the whole DAG on checked input and reports the blessing and the pushed version.
 
     Args:
       config: the run's configuration.
-      data: the result of `check_input_data(config.data)`; checked here when not given.
-      checkpoint: the resolved `model.pretrained`; resolved here when not given.
+      inputs: the result of `preflight(config)`; checked here when not given.
     """
-    data = data or check_input_data(config.data)
-    if config.model.pretrained and checkpoint is None:
-        checkpoint = resolve_checkpoint(config.model.pretrained, config.model.max_seq_length)
+    inputs = inputs or preflight(config)
+    data = inputs.data
     logging.info("Input: %d rows in %d file(s) under %s; labels %s", data.row_count,
                  len(data.files), data.input_base, data.label_values)
     pathlib.Path(config.metadata_path).parent.mkdir(parents=True, exist_ok=True)
     metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
         config.metadata_path)
     tfx.orchestration.LocalDagRunner().run(
-        create_pipeline(config, data, checkpoint, metadata_connection_config=metadata_config))
+        create_pipeline(config, data, inputs.checkpoint,
+                        metadata_connection_config=metadata_config))
     return read_outcome(metadata_config)
 
 

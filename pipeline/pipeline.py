@@ -67,7 +67,9 @@ def create_pipeline(
         "checkpoint": checkpoint.to_dict() if checkpoint else None,
         "code_fingerprint": code_fingerprint(),
     }
-    trainer_config = {**transform_config, "training": dataclasses.asdict(config.training)}
+    trainer_config = {**transform_config, "training": dataclasses.asdict(config.training),
+                      # Crash-safe backups: a rerun of an interrupted Trainer resumes from here.
+                      "backup_root": f"{config.pipeline_root}/trainer_backups"}
     splits = [tfx.proto.Input.Split(name=name, pattern=pattern)
               for name, pattern in data.split_patterns.items()]
     output_config = None
@@ -91,11 +93,19 @@ def create_pipeline(
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=transform_config)
 
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
+        # Warm start: the last blessed model's weights replace the initial ones.
+        base_model=model_resolver.outputs["model"] if config.training.warm_start else None,
         train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps or None),
         custom_config=trainer_config)
@@ -112,12 +122,6 @@ def create_pipeline(
             sample_size=config.model.parity_sample_size)]
         # Training on ids the checkpoint was not pretrained with would waste the whole run.
         trainer.add_upstream_node(parity_check[0])
-
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
 
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
@@ -137,7 +141,7 @@ def create_pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                    *parity_check, trainer, model_resolver, evaluator, pusher],
+                    *parity_check, model_resolver, trainer, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

@@ -10,6 +10,7 @@ from safetensors.numpy import load_file
 
 from modules import features
 from modules.bert_classifier import WarmupLinearDecay, build_classifier, compile_classifier
+from modules.strategy import precision_policy
 from pipeline.config import ModelConfig, TrainingConfig
 
 
@@ -78,3 +79,64 @@ def test_gradients_are_clipped_to_the_configured_global_norm():
     assert model.optimizer.global_clipnorm == 0.5
     compile_classifier(model, TrainingConfig(gradient_clip_norm=0.0), total_steps=10)
     assert model.optimizer.global_clipnorm is None
+
+
+TINY = ModelConfig(num_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                   max_seq_length=8, dropout=0.0)
+
+
+def _weights_after_one_sgd_step(accumulation_steps: int, inputs, labels) -> list[np.ndarray]:
+    tf.keras.utils.set_random_seed(0)
+    model = build_classifier(TINY, vocab_size=20, num_labels=3)
+    model.accumulation_steps = accumulation_steps
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.5),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.train_on_batch(inputs, labels)
+    return [variable.numpy() for variable in model.trainable_variables]
+
+
+@pytest.mark.parametrize("accumulation_steps", [2, 4])
+def test_accumulated_micro_batches_give_the_whole_batch_update(accumulation_steps):
+    # 7 rows: micro-batches of unequal size (4+3, or 2+2+2+1), weighted by their rows.
+    inputs, labels = _batch(7, 8, 20)
+    whole = _weights_after_one_sgd_step(1, inputs, labels)
+    accumulated = _weights_after_one_sgd_step(accumulation_steps, inputs, labels)
+    moved = max(float(np.abs(after - before).max()) for after, before in zip(
+        whole, _initial_weights(inputs)))
+    assert moved > 1e-3  # the step did change the weights
+    for expected, actual in zip(whole, accumulated):
+        np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def _initial_weights(inputs) -> list[np.ndarray]:
+    tf.keras.utils.set_random_seed(0)
+    model = build_classifier(TINY, vocab_size=20, num_labels=3)
+    model(inputs)
+    return [variable.numpy() for variable in model.trainable_variables]
+
+
+def test_compile_sets_gradient_accumulation_and_xla_from_the_config():
+    model = build_classifier(TINY, vocab_size=20, num_labels=2)
+    compile_classifier(model, TrainingConfig(gradient_accumulation_steps=4, jit_compile=True),
+                       total_steps=10)
+    assert model.accumulation_steps == 4 and model.jit_compile
+
+
+@pytest.mark.parametrize("precision,compute_dtype", [("mixed_bfloat16", tf.bfloat16),
+                                                      ("mixed_float16", tf.float16)])
+def test_mixed_precision_computes_in_16_bits_and_returns_float32_logits(precision,
+                                                                        compute_dtype):
+    with precision_policy(precision):
+        model = build_classifier(TINY, vocab_size=20, num_labels=3)
+        compile_classifier(model, TrainingConfig(), total_steps=10)
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
+    encoder = model.get_layer("bert_classifier")
+    assert encoder.compute_dtype == compute_dtype.name
+    assert encoder.variable_dtype == "float32"
+    inputs, labels = _batch(4, 8, 20)
+    assert model(inputs).dtype == tf.float32
+    # Loss scaling is needed (and only added) for float16.
+    is_scaled = isinstance(model.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+    assert is_scaled == (precision == "mixed_float16")
+    if precision == "mixed_bfloat16":  # bfloat16 kernels exist on CPU
+        assert np.isfinite(model.train_on_batch(inputs, labels)[0])

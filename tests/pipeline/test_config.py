@@ -51,6 +51,15 @@ def test_tab_is_typeable_on_the_command_line():
     ("data.text_pair_column=label", "text_pair_column and data.label_column must differ"),
     ("model.min_tokenizer_parity=99.5", "min_tokenizer_parity must be in [0, 1]"),
     ("training.warmup_ratio=1", "training.warmup_ratio must be in"),
+    ("training.strategy=horovod", "training.strategy must be one of auto, one_device, mirrored, "
+                                  "multi_worker, tpu, got 'horovod'"),
+    ("training.precision=fp16", "training.precision must be one of fp32, mixed_float16, "
+                                "mixed_bfloat16, got 'fp16'"),
+    ("training.num_workers=0", "training.num_workers must be >= 1"),
+    ("training.num_workers=2", "num_workers > 1 needs training.strategy=multi_worker"),
+    ("training.gradient_accumulation_steps=5", "must be >= 1 and divide training.batch_size"),
+    ("training.keep_checkpoints=0", "training.keep_checkpoints must be >= 1"),
+    ("training.worker_base_port=70000", "worker_base_port must be a port number"),
 ])
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):

@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 from modules import features
-from modules.model import TRAINING_STATS_FILE
+from modules.training import TRAINING_STATS_FILE
 from pipeline.local_runner import newest_artifact, newest_executions
 
 SENTENCES = ["The battery lasts all day. Great value.", "Avoid. The zipper jammed on day one."]

@@ -50,8 +50,18 @@ def test_components_get_only_the_config_sections_they_read():
     assert set(transform_config) == {"data", "model", "label_values", "checkpoint",
                                      "code_fingerprint"}
     assert transform_config["checkpoint"] is None
-    assert set(trainer_config) == set(transform_config) | {"training"}
+    assert set(trainer_config) == set(transform_config) | {"training", "backup_root"}
     assert transform_config["label_values"] == ["negative", "positive"]
+    # Backups of an interrupted Trainer live under the pipeline root, outside any execution.
+    assert trainer_config["backup_root"] == f"{PipelineConfig().pipeline_root}/trainer_backups"
+
+
+def test_warm_start_feeds_the_last_blessed_model_to_the_trainer():
+    components, _ = _components()
+    assert "base_model" not in components["Trainer"].inputs
+    components, _ = _components(PipelineConfig.load(None, ["training.warm_start=true"]))
+    assert components["Trainer"].inputs["base_model"].producer_component_id == (
+        "latest_blessed_model_resolver")
 
 
 def test_fine_tuning_checks_tokenizer_parity_before_the_trainer():

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from modules import features
-from modules.model import trim_to_longest_row
+from modules.datasets import trim_to_longest_row
 
 
 def test_batches_are_cut_to_the_longest_row_and_keep_model_inputs_only():
