@@ -22,3 +22,10 @@ def sst2_training_data(data_dir: pathlib.Path, train_rows: int, output_dir: path
     (subset_dir / "train.tsv").write_text(header + "".join(sample), encoding="utf-8")
     shutil.copyfile(data_dir / "dev.tsv", subset_dir / "dev.tsv")
     return subset_dir, train_rows
+
+
+def sst2_settings(data_dir: pathlib.Path, checkpoint: pathlib.Path) -> list[str]:
+    """Config overrides that read SST-2's train.tsv/dev.tsv and fine-tune `checkpoint`."""
+    return [f"data.path={data_dir}", "data.delimiter=\t", "data.text_column=sentence",
+            "data.label_column=label", "data.slice_columns=", "data.train_pattern=train.tsv",
+            "data.eval_pattern=dev.tsv", f"model.pretrained={checkpoint}"]

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.component_times import component_seconds  # noqa: E402
 from benchmarks.machine import machine_description  # noqa: E402
-from benchmarks.sst2_data import SST2_DIR, sst2_training_data  # noqa: E402
+from benchmarks.sst2_data import SST2_DIR, sst2_settings, sst2_training_data  # noqa: E402
 from components.tokenizer_parity import REPORT_FILE  # noqa: E402
 from modules.training import TRAINING_STATS_FILE  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
@@ -58,10 +58,8 @@ def main() -> None:
     train_steps = math.ceil(train_rows * args.epochs / args.batch_size)
     checkpoint = install_offline_checkpoint()
     config = PipelineConfig.load(None, [
-        f"data.path={data_dir}", "data.delimiter=\t", "data.text_column=sentence",
-        "data.label_column=label", "data.slice_columns=", "data.train_pattern=train.tsv",
-        "data.eval_pattern=dev.tsv", f"model.pretrained={checkpoint}",
-        f"training.train_steps={train_steps}", f"training.epochs={max(1, round(args.epochs))}",
+        *sst2_settings(data_dir, checkpoint), f"training.train_steps={train_steps}",
+        f"training.epochs={max(1, round(args.epochs))}",
         f"training.batch_size={args.batch_size}", f"training.learning_rate={args.learning_rate}",
         f"output_dir={output_dir / 'run'}"])
 

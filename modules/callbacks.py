@@ -35,6 +35,34 @@ class StepLogger(tf.keras.callbacks.Callback):
                          (step - self.first_batch) * self.batch_size / seconds)
 
 
+class SteadyThroughput(tf.keras.callbacks.Callback):
+    """Training steps per second after the first `skip_steps`, which carry graph tracing.
+
+    Tracing (a few times, for new sequence lengths) costs tens of seconds on a CPU; runs of
+    thousands of steps barely notice it, short benchmark runs would measure little else.
+    """
+
+    def __init__(self, skip_steps: int):
+        super().__init__()
+        self.skip_steps, self.steps, self.seconds = skip_steps, 0, 0.0
+        self.previous = time.monotonic()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.previous = time.monotonic()  # validation, between epochs, does not count
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        now = time.monotonic()
+        self.steps += 1
+        if self.steps > self.skip_steps:
+            self.seconds += now - self.previous
+        self.previous = now
+
+    def steps_per_second(self) -> float | None:
+        """None when training ended within the skipped steps."""
+        measured = self.steps - self.skip_steps
+        return measured / self.seconds if measured > 0 and self.seconds else None
+
+
 class BatchLogs(tf.keras.callbacks.Callback):
     """Completes every step's logs before the other callbacks read them.
 

@@ -21,7 +21,7 @@ from absl import logging
 
 from modules import features
 from modules.bert_classifier import TextClassifier, build_classifier, compile_classifier
-from modules.callbacks import BatchLogs, ResumableBackup, StepLogger
+from modules.callbacks import BatchLogs, ResumableBackup, SteadyThroughput, StepLogger
 from modules.datasets import input_dataset
 from modules.export import export_serving_model
 from modules.strategy import cluster_task, create_strategy, is_chief, precision_policy
@@ -29,6 +29,8 @@ from pipeline.config import DataConfig, ModelConfig, TrainingConfig, section_fro
 
 # Written into the ModelRun artifact next to the TensorBoard logs; benchmarks read it.
 TRAINING_STATS_FILE = "training_stats.json"
+# training_stats.json's steady throughput leaves out this many first steps (graph tracing).
+THROUGHPUT_SKIP_STEPS = 50
 
 
 class WarmStartError(RuntimeError):
@@ -116,11 +118,14 @@ def train(job: TrainingJob) -> None:
     )
     chief = is_chief(strategy)
     if chief:
+        steady = next(callback for callback in callbacks
+                      if isinstance(callback, SteadyThroughput)).steps_per_second()
         _write_training_stats(job.model_run_dir, seconds=time.monotonic() - started,
                               steps=int(model.optimizer.iterations.numpy()) - sum(
                                   callback.resumed_step for callback in callbacks
                                   if isinstance(callback, ResumableBackup)),
-                              batch_size=training.batch_size, history=history.history)
+                              batch_size=training.batch_size, history=history.history,
+                              steady_steps_per_second=steady)
     # Every worker takes part in saving (variables may need a collective read); only the
     # chief's copy is kept.
     export_dir = job.serving_model_dir if chief else tempfile.mkdtemp(prefix="textclf-export-")
@@ -141,6 +146,7 @@ def training_callbacks(training: TrainingConfig, job: TrainingJob,
         tf.keras.callbacks.TensorBoard(log_dir=job.model_run_dir,
                                        update_freq=training.log_every_steps or "epoch"),
         StepLogger(training.log_every_steps, steps_per_epoch, training.batch_size, task),
+        SteadyThroughput(THROUGHPUT_SKIP_STEPS),
     ]
     if training.checkpoint_every_steps:
         callbacks.append(ResumableBackup(job.backup_dir, training.checkpoint_every_steps,
@@ -170,12 +176,16 @@ def _warm_start(model: TextClassifier, base_model: Optional[str]) -> None:
 
 
 def _write_training_stats(model_run_dir: str, seconds: float, steps: int, batch_size: int,
-                          history: dict[str, list[float]]) -> None:
+                          history: dict[str, list[float]],
+                          steady_steps_per_second: Optional[float]) -> None:
     """Logs the throughput of this process's steps (after a resume, only the new ones) and keeps
     it, with the last epoch's metrics, in the ModelRun."""
     examples = steps * batch_size
     stats = {"fit_seconds": round(seconds, 1), "train_steps": steps, "train_examples": examples,
              "examples_per_second": round(examples / seconds, 2),
+             # Training only, after the first THROUGHPUT_SKIP_STEPS steps (tracing), no validation.
+             "steady_examples_per_second": (round(steady_steps_per_second * batch_size, 2)
+                                            if steady_steps_per_second else None),
              "last_epoch": {name: values[-1] for name, values in history.items()}}
     logging.info("Trainer: fit took %.1f s for %d steps, %d examples (%.1f examples/s, "
                  "validation included)", seconds, steps, examples, examples / seconds)

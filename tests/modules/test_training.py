@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from modules.bert_classifier import build_classifier, compile_classifier
-from modules.callbacks import BatchLogs, ResumableBackup
+from modules.callbacks import BatchLogs, ResumableBackup, SteadyThroughput
 from modules.training import TrainingJob, training_callbacks
 from pipeline.config import ModelConfig, TrainingConfig
 
@@ -59,3 +59,16 @@ def test_step_logs_get_the_learning_rate_and_multi_worker_sums_are_undone():
     batch_logs.on_train_batch_end(0, logs)
     assert float(logs["loss"]) == pytest.approx(0.7) and float(logs["accuracy"]) == 0.5
     assert float(logs["learning_rate"]) == pytest.approx(1e-3)
+
+
+def test_steady_throughput_leaves_out_the_first_steps_and_validation(monkeypatch):
+    assert SteadyThroughput(skip_steps=50).steps_per_second() is None  # nothing measured yet
+    clock = iter([0.0, 0.0, 10.0, 11.0, 12.0, 100.0, 101.0])
+    monkeypatch.setattr("modules.callbacks.time.monotonic", lambda: next(clock))
+    meter = SteadyThroughput(skip_steps=1)  # reads the clock at 0
+    meter.on_epoch_begin(0)                 # 0
+    for batch in range(3):                  # 10 (tracing, left out), 11, 12
+        meter.on_train_batch_end(batch)
+    meter.on_epoch_begin(1)                 # 100: the 88 s of validation do not count
+    meter.on_train_batch_end(0)             # 101
+    assert meter.steps_per_second() == pytest.approx(1.0)  # 3 steps in 3 s
