@@ -14,7 +14,7 @@ class StepLogger(tf.keras.callbacks.Callback):
     def __init__(self, every: int, steps_per_epoch: int, batch_size: int, task: str = ""):
         super().__init__()
         self.every, self.steps_per_epoch, self.batch_size = every, steps_per_epoch, batch_size
-        self.prefix = f"Trainer ({task})" if task else "Trainer"
+        self.prefix = _log_prefix(task)
         self.epoch, self.started, self.first_batch = 0, time.monotonic(), 0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -97,10 +97,9 @@ class ResumableBackup(tf.keras.callbacks.BackupAndRestore):
     def __init__(self, backup_dir: str, every_steps: int, keep: int, task: str = ""):
         super().__init__(backup_dir, save_freq=every_steps, delete_checkpoint=True)
         self.keep = keep
-        self.resumed_step = 0
         # Its checkpointing is device-agnostic; tf-keras only leaves OneDevice off its list.
         self._supported_strategies += (tf.distribute.OneDeviceStrategy,)
-        self.prefix = f"Trainer ({task})" if task else "Trainer"
+        self.prefix = _log_prefix(task)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
@@ -109,10 +108,15 @@ class ResumableBackup(tf.keras.callbacks.BackupAndRestore):
         # newest. tf-keras is pinned in requirements.lock, and the resume test covers this.
         for manager in (state.read_checkpoint_manager, state.write_checkpoint_manager):
             manager._max_to_keep = self.keep  # pylint: disable=protected-access
-        self.resumed_step = int(self.model.optimizer.iterations.numpy())
-        if self.resumed_step:
+        resumed_step = int(self.model.optimizer.iterations.numpy())
+        if resumed_step:
             logging.info("%s: resumed from the checkpoint at step %d in %s", self.prefix,
-                         self.resumed_step, self.backup_dir)
+                         resumed_step, self.backup_dir)
         else:
             logging.info("%s: no checkpoint in %s; starting at step 0", self.prefix,
                          self.backup_dir)
+
+
+def _log_prefix(task: str) -> str:
+    """'Trainer', or 'Trainer (worker 1 of 2)': the local launcher forwards the latter's lines."""
+    return f"Trainer ({task})" if task else "Trainer"

@@ -96,7 +96,7 @@ def run_local_cluster(job_json: str, worker_dir: str, num_workers: int,
 def _wait_for(processes: Sequence[subprocess.Popen], log_paths: Sequence[pathlib.Path]) -> None:
     """Waits for every worker to exit 0; raises on the first failure. Forwards worker 0's
     progress lines so the run log shows training advance."""
-    forwarded = 0
+    forwarded = 0  # bytes of worker 0's log already read
     while True:
         forwarded = _forward_progress(log_paths[0], forwarded)
         codes = [process.poll() for process in processes]
@@ -111,12 +111,16 @@ def _wait_for(processes: Sequence[subprocess.Popen], log_paths: Sequence[pathlib
         time.sleep(POLL_SECONDS)
 
 
-def _forward_progress(log_path: pathlib.Path, already: int) -> int:
-    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for line in lines[already:]:
+def _forward_progress(log_path: pathlib.Path, offset: int) -> int:
+    """Logs the progress lines among the complete lines after byte `offset`; returns the offset
+    after them."""
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        complete, newline, _ = log.read().rpartition(b"\n")
+    for line in complete.decode("utf-8", errors="replace").splitlines():
         if "Trainer (" in line:
             logging.info("%s", line[line.index("Trainer ("):])
-    return len(lines)
+    return offset + len(complete) + len(newline)
 
 
 def _describe_exit(code: int) -> str:

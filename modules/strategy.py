@@ -78,7 +78,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 @contextlib.contextmanager
 def precision_policy(precision: str) -> Iterator[None]:
-    """Sets the Keras mixed-precision policy for building and training, then restores it.
+    """Sets the Keras mixed-precision policy while the model is built, then restores it.
 
     The policy is process-global and the local runner trains in the same process as the
     Evaluator, so it must not outlive the Trainer.

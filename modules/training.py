@@ -104,7 +104,9 @@ def train(job: TrainingJob) -> None:
         if training.warm_start:
             _warm_start(model, job.base_model)
         compile_classifier(model, training, total_steps=total_steps)
-    callbacks = training_callbacks(training, job, steps_per_epoch)
+    # Counts the steps this process trains (after a resume, only the missing ones).
+    throughput = SteadyThroughput(THROUGHPUT_SKIP_STEPS)
+    callbacks = [*training_callbacks(training, job, steps_per_epoch), throughput]
     started = time.monotonic()
     history = model.fit(
         datasets["train"],
@@ -118,14 +120,9 @@ def train(job: TrainingJob) -> None:
     )
     chief = is_chief(strategy)
     if chief:
-        steady = next(callback for callback in callbacks
-                      if isinstance(callback, SteadyThroughput)).steps_per_second()
         _write_training_stats(job.model_run_dir, seconds=time.monotonic() - started,
-                              steps=int(model.optimizer.iterations.numpy()) - sum(
-                                  callback.resumed_step for callback in callbacks
-                                  if isinstance(callback, ResumableBackup)),
-                              batch_size=training.batch_size, history=history.history,
-                              steady_steps_per_second=steady)
+                              throughput=throughput, batch_size=training.batch_size,
+                              history=history.history)
     # Every worker takes part in saving (variables may need a collective read); only the
     # chief's copy is kept.
     export_dir = job.serving_model_dir if chief else tempfile.mkdtemp(prefix="textclf-export-")
@@ -146,7 +143,6 @@ def training_callbacks(training: TrainingConfig, job: TrainingJob,
         tf.keras.callbacks.TensorBoard(log_dir=job.model_run_dir,
                                        update_freq=training.log_every_steps or "epoch"),
         StepLogger(training.log_every_steps, steps_per_epoch, training.batch_size, task),
-        SteadyThroughput(THROUGHPUT_SKIP_STEPS),
     ]
     if training.checkpoint_every_steps:
         callbacks.append(ResumableBackup(job.backup_dir, training.checkpoint_every_steps,
@@ -175,17 +171,17 @@ def _warm_start(model: TextClassifier, base_model: Optional[str]) -> None:
     logging.info("Trainer: warm start from the blessed model %s", base_model)
 
 
-def _write_training_stats(model_run_dir: str, seconds: float, steps: int, batch_size: int,
-                          history: dict[str, list[float]],
-                          steady_steps_per_second: Optional[float]) -> None:
+def _write_training_stats(model_run_dir: str, seconds: float, throughput: SteadyThroughput,
+                          batch_size: int, history: dict[str, list[float]]) -> None:
     """Logs the throughput of this process's steps (after a resume, only the new ones) and keeps
     it, with the last epoch's metrics, in the ModelRun."""
+    steps = throughput.steps
     examples = steps * batch_size
+    steady = throughput.steps_per_second()
     stats = {"fit_seconds": round(seconds, 1), "train_steps": steps, "train_examples": examples,
              "examples_per_second": round(examples / seconds, 2),
              # Training only, after the first THROUGHPUT_SKIP_STEPS steps (tracing), no validation.
-             "steady_examples_per_second": (round(steady_steps_per_second * batch_size, 2)
-                                            if steady_steps_per_second else None),
+             "steady_examples_per_second": round(steady * batch_size, 2) if steady else None,
              "last_epoch": {name: values[-1] for name, values in history.items()}}
     logging.info("Trainer: fit took %.1f s for %d steps, %d examples (%.1f examples/s, "
                  "validation included)", seconds, steps, examples, examples / seconds)

@@ -1,5 +1,6 @@
 """Ports for local workers, and the CLI stopping before any component when none are free."""
 
+import logging
 import socket
 import subprocess
 import sys
@@ -41,3 +42,18 @@ def test_the_run_stops_before_any_component_when_the_worker_ports_are_busy(busy_
     assert f"port {busy_port} cannot be bound" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "outputs" / "pipelines").exists()  # nothing ran
+
+
+def test_worker_progress_is_forwarded_once_and_only_for_complete_lines(tmp_path, caplog):
+    from modules.local_cluster import _forward_progress  # pylint: disable=import-outside-toplevel
+
+    log = tmp_path / "worker-0.log"
+    log.write_bytes(b"INFO: Trainer (worker 0 of 2): step 1\nnoise\nINFO: Trainer (worker 0 of 2): st")
+    caplog.set_level(logging.INFO)
+    offset = _forward_progress(log, 0)
+    assert offset == log.read_bytes().rindex(b"\n") + 1
+    with log.open("ab") as handle:
+        handle.write(b"ep 2\n")
+    assert _forward_progress(log, offset) == log.stat().st_size
+    forwarded = [record.getMessage() for record in caplog.records]
+    assert forwarded == ["Trainer (worker 0 of 2): step 1", "Trainer (worker 0 of 2): step 2"]
