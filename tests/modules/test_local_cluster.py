@@ -49,7 +49,7 @@ def test_worker_progress_is_forwarded_once_and_only_for_complete_lines(tmp_path,
 
     log = tmp_path / "worker-0.log"
     log.write_bytes(b"INFO: Trainer (worker 0 of 2): step 1\nnoise\nINFO: Trainer (worker 0 of 2): st")
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="absl")  # earlier tests may leave absl at WARNING
     offset = _forward_progress(log, 0)
     assert offset == log.read_bytes().rindex(b"\n") + 1
     with log.open("ab") as handle:
