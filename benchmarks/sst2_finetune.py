@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from benchmarks.component_times import component_seconds  # noqa: E402
 from benchmarks.machine import machine_description  # noqa: E402
 from benchmarks.sst2_data import SST2_DIR, sst2_settings, sst2_training_data  # noqa: E402
-from components.tokenizer_parity import REPORT_FILE  # noqa: E402
+from components.tokenizer_parity import REPORT_FILE, TokenizerParityReport  # noqa: E402
 from modules.training import TRAINING_STATS_FILE  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.local_runner import newest_artifact, run_local  # noqa: E402
@@ -68,7 +68,7 @@ def main() -> None:
     wall_seconds = time.monotonic() - started
     model_run = newest_artifact(config, "ModelRun")
     training_stats = json.loads(pathlib.Path(model_run.uri, TRAINING_STATS_FILE).read_text())
-    parity = json.loads(pathlib.Path(newest_artifact(config, "TokenizerParityReport").uri,
+    parity = json.loads(pathlib.Path(newest_artifact(config, TokenizerParityReport.TYPE_NAME).uri,
                                      REPORT_FILE).read_text())
     result = {
         "benchmark": "fine-tune all-MiniLM-L6-v2 on SST-2 through the full pipeline "

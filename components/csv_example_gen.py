@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import apache_beam as beam
 from google.protobuf import json_format, struct_pb2
@@ -19,6 +19,7 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.components.example_gen.csv_example_gen import executor as csv_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
+from tfx.orchestration.data_types import RuntimeParameter
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx_bsl.coders import csv_decoder
@@ -83,7 +84,7 @@ class Executor(BaseExampleGenExecutor):
         return _DelimitedTextToExample
 
 
-def delimited_example_gen(input_base: str, delimiter: str,
+def delimited_example_gen(input_base: Union[str, RuntimeParameter], delimiter: str,
                           input_config: example_gen_pb2.Input,
                           output_config: Optional[example_gen_pb2.Output] = None
                           ) -> FileBasedExampleGen:

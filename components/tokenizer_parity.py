@@ -37,7 +37,8 @@ _GRAPH_TO_REFERENCE = {
 class TokenizerParityReport(artifact.Artifact):
     """The parity figure and the first mismatching examples, as `parity.json`."""
 
-    TYPE_NAME = "TokenizerParityReport"
+    # Kubeflow Pipelines wants `namespace.Name` for custom artifact types.
+    TYPE_NAME = "textclf.TokenizerParityReport"
 
 
 class TokenizerParityError(RuntimeError):

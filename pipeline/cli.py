@@ -1,4 +1,8 @@
-"""`textclf`: the project's command line. `textclf run` runs the pipeline locally."""
+"""`textclf`: the project's command line.
+
+`run` runs the pipeline on this machine; `retrain` runs it only for a new data span; `compile`,
+`submit` and `schedule` compile it for Kubeflow Pipelines and operate runs there.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from pipeline.preflight import PREFLIGHT_ERRORS, preflight
 # Exit codes besides 0 (pushed) and 1 (the run failed; traceback in the log).
 EXIT_BAD_INPUT = 2  # bad configuration or input data: nothing ran
 EXIT_NOT_BLESSED = 3  # the run worked but the Evaluator refused the model: CI jobs should notice
+EXIT_KUBEFLOW_API = 4  # the Kubeflow Pipelines endpoint is unreachable or refused the call
 
 # Named flags for the options people change most; `--set section.key=value` reaches every other.
 _FLAG_TO_KEY = {
@@ -28,42 +33,88 @@ _FLAG_TO_KEY = {
     "label_values": "data.label_values",
     "train_pattern": "data.train_pattern",
     "eval_pattern": "data.eval_pattern",
+    "file_pattern": "data.file_pattern",
     "train_steps": "training.train_steps",
     "pretrained": "model.pretrained",
     "output_dir": "output_dir",
+    "orchestrator": "orchestrator",
 }
+# On Kubeflow the data lives in the cluster's storage: --data-path sets that instead.
+_KUBEFLOW_COMMANDS = ("compile", "submit", "schedule")
+
+
+def _config_options() -> argparse.ArgumentParser:
+    """The options every subcommand that builds the pipeline takes."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--config", help="YAML file with any of the PipelineConfig sections")
+    options.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="SECTION.KEY=VALUE", help="override one option (repeatable)")
+    options.add_argument("--data-path", help="CSV/TSV file or folder of them (data.path); for "
+                         "Kubeflow commands the cluster's data folder (kubeflow.data_path)")
+    options.add_argument("--delimiter", help="column delimiter; 'tab' or '\\t' for TSV")
+    options.add_argument("--text-column")
+    options.add_argument("--text-pair-column", help="second text column of sentence-pair tasks")
+    options.add_argument("--label-column")
+    options.add_argument("--slice-columns", help="comma-separated metadata columns to slice by")
+    options.add_argument("--label-values", help="comma-separated allowed labels, in id order")
+    options.add_argument("--train-pattern", help="train file pattern inside --data-path, e.g. train.tsv")
+    options.add_argument("--eval-pattern", help="eval file pattern inside --data-path, e.g. dev.tsv")
+    options.add_argument("--file-pattern", help="files to hash-split inside --data-path, e.g. "
+                         "span-{SPAN}/*.csv for data that arrives in spans")
+    options.add_argument("--train-steps", help="total optimiser steps")
+    options.add_argument("--pretrained", help="checkpoint folder or hub id to fine-tune "
+                         "(model.pretrained); `make pretrained` prints an offline one")
+    options.add_argument("--output-dir", help="folder for the pipeline root, MLMD and serving store")
+    options.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    return options
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="textclf", description=__doc__)
+    parser = argparse.ArgumentParser(prog="textclf", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the whole pipeline locally (LocalDagRunner)")
-    run.add_argument("--config", help="YAML file with any of the PipelineConfig sections")
-    run.add_argument("--set", dest="overrides", action="append", default=[],
-                     metavar="SECTION.KEY=VALUE", help="override one option (repeatable)")
-    run.add_argument("--data-path", help="CSV/TSV file or folder of them (data.path)")
-    run.add_argument("--delimiter", help="column delimiter; 'tab' or '\\t' for TSV")
-    run.add_argument("--text-column")
-    run.add_argument("--text-pair-column", help="second text column of sentence-pair tasks")
-    run.add_argument("--label-column")
-    run.add_argument("--slice-columns", help="comma-separated metadata columns to slice by")
-    run.add_argument("--label-values", help="comma-separated allowed labels, in id order")
-    run.add_argument("--train-pattern", help="train file pattern inside --data-path, e.g. train.tsv")
-    run.add_argument("--eval-pattern", help="eval file pattern inside --data-path, e.g. dev.tsv")
-    run.add_argument("--train-steps", help="total optimiser steps")
-    run.add_argument("--pretrained", help="checkpoint folder or hub id to fine-tune "
-                     "(model.pretrained); `make pretrained` prints an offline one")
-    run.add_argument("--output-dir", help="folder for the pipeline root, MLMD and serving store")
-    run.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    options = _config_options()
+    orchestrator = argparse.ArgumentParser(add_help=False)
+    orchestrator.add_argument("--orchestrator", choices=("local", "beam"),
+                              help="LocalDagRunner (default) or BeamDagRunner")
+    commands.add_parser("run", parents=[options, orchestrator],
+                        help="run the whole pipeline on this machine")
+    retrain = commands.add_parser(
+        "retrain", parents=[options, orchestrator],
+        help="run the pipeline only if the data has a span newer than the last trained one")
+    retrain.add_argument("--kubeflow", action="store_true",
+                         help="look in the cluster's data and metadata and submit the run there")
+    compile_command = commands.add_parser(
+        "compile", parents=[options], help="write the Kubeflow Pipelines v2 spec (YAML)")
+    compile_command.add_argument("--output", help="spec path (default kubeflow.package_path)")
+    package = argparse.ArgumentParser(add_help=False)
+    package.add_argument("--package", help="a spec from `textclf compile`; compiled afresh if not given")
+    submit = commands.add_parser("submit", parents=[options, package],
+                                 help="start one run on Kubeflow Pipelines")
+    submit.add_argument("--run-name", help="display name of the run (default: pipeline name + time)")
+    schedule = commands.add_parser("schedule", help="recurring runs on Kubeflow Pipelines")
+    actions = schedule.add_subparsers(dest="action", required=True)
+    for action, text in (("create", "create the recurring run, replacing one of the same name"),
+                         ("update", "replace an existing recurring run")):
+        command = actions.add_parser(action, parents=[options, package], help=text)
+        command.add_argument("name")
+        command.add_argument("--cron", required=True,
+                             help="5-field cron ('0 3 * * *') or KFP's 6-field form with seconds")
+    actions.add_parser("list", parents=[options], help="list the experiment's recurring runs")
+    delete = actions.add_parser("delete", parents=[options], help="delete a recurring run")
+    delete.add_argument("name")
     return parser
 
 
 def load_config(args: argparse.Namespace) -> PipelineConfig:
     """The configuration file, then `--set` overrides, then the named flags."""
+    flag_keys = dict(_FLAG_TO_KEY)
+    if args.command in _KUBEFLOW_COMMANDS or getattr(args, "kubeflow", False):
+        flag_keys["data_path"] = "kubeflow.data_path"
     overrides = list(args.overrides)
-    overrides += [f"{key}={getattr(args, flag)}" for flag, key in _FLAG_TO_KEY.items()
-                  if getattr(args, flag) is not None]
-    if args.no_cache:
+    overrides += [f"{key}={getattr(args, flag)}" for flag, key in flag_keys.items()
+                  if getattr(args, flag, None) is not None]
+    if getattr(args, "no_cache", False):
         overrides.append("enable_cache=false")
     return PipelineConfig.load(args.config, overrides)
 
@@ -82,7 +133,8 @@ def _log_to_file(log_dir: str) -> pathlib.Path:
     return log_path
 
 
-def _run(config: PipelineConfig) -> int:
+def _run(config: PipelineConfig, retrain_only: bool = False) -> int:
+    """Runs the pipeline here; with `retrain_only`, only when the data holds a new span."""
     started = time.monotonic()
     try:
         inputs = preflight(config)
@@ -90,6 +142,22 @@ def _run(config: PipelineConfig) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     log_path = _log_to_file(config.log_dir)
+    if not retrain_only:
+        return _execute(config, inputs, log_path, started)
+    from pipeline.local_runner import metadata_store_of  # pylint: disable=import-outside-toplevel
+    from pipeline.retrain import retrain  # pylint: disable=import-outside-toplevel
+
+    exit_codes = []
+    try:
+        decision = retrain(inputs.data.span, metadata_store_of(config),
+                           lambda: exit_codes.append(_execute(config, inputs, log_path, started)))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return exit_codes[0] if decision.started else _nothing_new(decision)
+
+
+def _execute(config: PipelineConfig, inputs, log_path: pathlib.Path, started: float) -> int:
     try:
         from pipeline.local_runner import run_local  # pylint: disable=import-outside-toplevel
 
@@ -110,6 +178,123 @@ def _run(config: PipelineConfig) -> int:
     return EXIT_NOT_BLESSED
 
 
+def _nothing_new(decision) -> int:
+    print(f"nothing to do: the newest span {decision.newest_span} is not newer than the last "
+          f"trained span {decision.last_trained_span}")
+    return 0
+
+
+def _kubeflow_command(config: PipelineConfig, args: argparse.Namespace) -> int:
+    """compile, submit, schedule and `retrain --kubeflow`: one message per failure, no traceback."""
+    # pylint: disable=import-outside-toplevel
+    from kubeflow.client import KubeflowApiError
+    from kubeflow.compiler import KubeflowConfigError
+    from kubeflow.schedule import CronError
+    from pipeline.checkpoint import CheckpointError
+    from pipeline.data_check import InputDataError
+
+    try:
+        return _KUBEFLOW_ACTIONS[args.command](config, args)
+    except (KubeflowConfigError, CronError, InputDataError, CheckpointError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KubeflowApiError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_KUBEFLOW_API
+
+
+def _compile(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from kubeflow.compiler import compile_pipeline  # pylint: disable=import-outside-toplevel
+
+    print(f"pipeline spec: {compile_pipeline(config, args.output)}")
+    return 0
+
+
+def _package(config: PipelineConfig, args: argparse.Namespace) -> str:
+    """The spec to submit: `--package`, or a fresh compile."""
+    package = getattr(args, "package", None)
+    if package:
+        if not pathlib.Path(package).is_file():
+            raise ValueError(f"--package {package} does not exist: run `textclf compile` first")
+        return package
+    from kubeflow.compiler import compile_pipeline  # pylint: disable=import-outside-toplevel
+
+    return compile_pipeline(config)
+
+
+def _parameters(config: PipelineConfig, args: argparse.Namespace) -> dict:
+    """Runtime parameters given on the command line; the spec's defaults cover the rest."""
+    # pylint: disable=import-outside-toplevel
+    from kubeflow.compiler import DATA_PATH_PARAMETER, TRAIN_ARGS_PARAMETER, train_args
+
+    parameters = {}
+    if args.data_path:
+        parameters[DATA_PATH_PARAMETER] = config.kubeflow.data_path
+    if args.train_steps:
+        parameters[TRAIN_ARGS_PARAMETER] = train_args(config.training.train_steps)
+    return parameters
+
+
+def _submit(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from kubeflow.client import KubeflowClient  # pylint: disable=import-outside-toplevel
+
+    client = KubeflowClient(config.kubeflow)  # reach the endpoint before compiling
+    run_name = getattr(args, "run_name", None) or time.strftime(
+        f"{config.pipeline_name} %Y-%m-%d %H-%M-%S")
+    run_id = client.submit_run(_package(config, args), run_name, _parameters(config, args))
+    print(f"submitted run {run_id} ({run_name})")
+    return 0
+
+
+def _schedule(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from kubeflow.client import KubeflowClient  # pylint: disable=import-outside-toplevel
+    from kubeflow.schedule import kfp_cron  # pylint: disable=import-outside-toplevel
+
+    cron = kfp_cron(args.cron) if args.action in ("create", "update") else ""
+    client = KubeflowClient(config.kubeflow)
+    if args.action == "list":
+        for schedule in client.list_schedules():
+            state = "enabled" if schedule.enabled else "disabled"
+            print(f"{schedule.name}\t{schedule.cron}\t{state}\t{schedule.recurring_run_id}")
+        return 0
+    if args.action == "delete":
+        deleted = client.delete_schedule(args.name)
+        print(f"deleted {deleted} recurring run(s) named {args.name!r}")
+        return 0 if deleted else EXIT_BAD_INPUT
+    schedule = client.apply_schedule(args.name, cron, _package(config, args),
+                                     _parameters(config, args),
+                                     must_exist=args.action == "update")
+    print(f"recurring run {schedule.name!r} ({schedule.recurring_run_id}) runs at {schedule.cron!r}")
+    return 0
+
+
+def _retrain_on_kubeflow(config: PipelineConfig, args: argparse.Namespace) -> int:
+    # pylint: disable=import-outside-toplevel
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    from kubeflow.compiler import kubeflow_config
+    from pipeline import spans
+    from pipeline.data_check import declared_data
+    from pipeline.retrain import retrain
+
+    if not config.kubeflow.metadata_host:
+        raise ValueError("kubeflow.metadata_host is empty: retrain needs the cluster's ML "
+                         "Metadata gRPC service (kubectl port-forward svc/metadata-grpc-service "
+                         "8080, then --set kubeflow.metadata_host=127.0.0.1)")
+    cluster_data = declared_data(kubeflow_config(config).data)
+    newest = spans.latest_span(cluster_data.input_base, cluster_data.split_patterns.values())
+    store = metadata_store.MetadataStore(metadata_store_pb2.MetadataStoreClientConfig(
+        host=config.kubeflow.metadata_host, port=config.kubeflow.metadata_port))
+    exit_codes = []
+    decision = retrain(newest, store, lambda: exit_codes.append(_submit(config, args)))
+    return exit_codes[0] if decision.started else _nothing_new(decision)
+
+
+_KUBEFLOW_ACTIONS = {"compile": _compile, "submit": _submit, "schedule": _schedule,
+                     "retrain": _retrain_on_kubeflow}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -117,7 +302,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return _run(config)
+    if args.command in _KUBEFLOW_COMMANDS or getattr(args, "kubeflow", False):
+        return _kubeflow_command(config, args)
+    return _run(config, retrain_only=args.command == "retrain")
 
 
 def console_main() -> None:

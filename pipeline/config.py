@@ -22,6 +22,13 @@ class ConfigError(ValueError):
 # Accepted values of `training.precision` and `training.strategy`.
 PRECISIONS = ("fp32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+# Who orchestrates a run on this machine: TFX's LocalDagRunner, or BeamDagRunner (the DAG itself
+# runs as a Beam pipeline). Kubeflow runs are compiled and submitted instead (`textclf compile`).
+ORCHESTRATORS = ("local", "beam")
+# The token in a file pattern that ExampleGen replaces by a data span's number.
+SPAN_TOKEN = "{SPAN}"
+# Pipeline roots a Kubeflow run can write to: object stores, or a path on a volume every step mounts.
+REMOTE_ROOT_SCHEMES = ("gs://", "s3://", "minio://")
 
 
 @dataclasses.dataclass
@@ -40,9 +47,12 @@ class DataConfig:
     # Allowed label values in id order; empty means "the sorted values found in the data".
     label_values: list[str] = dataclasses.field(default_factory=list)
     # File patterns (relative to `path`) for given train/eval files, e.g. train.tsv / dev.tsv.
-    # Leave both empty to let ExampleGen hash-split all files by `train_buckets:eval_buckets`.
+    # Leave both empty to let ExampleGen hash-split the files matching `file_pattern` by
+    # `train_buckets:eval_buckets`. Any of the three may hold {SPAN} (e.g. span-{SPAN}/*.csv):
+    # each run then reads the newest span, and `textclf retrain` runs only for a new one.
     train_pattern: str = ""
     eval_pattern: str = ""
+    file_pattern: str = "*"
     train_buckets: int = 4
     eval_buckets: int = 1
 
@@ -140,6 +150,39 @@ class EvaluationConfig:
 
 
 @dataclasses.dataclass
+class KubeflowConfig:
+    """Compiling for Kubeflow Pipelines v2 and operating runs there (`textclf compile/submit/schedule`).
+
+    The endpoint and the bearer token come from KF_PIPELINES_ENDPOINT and KF_PIPELINES_TOKEN
+    when set, so secrets stay out of configuration files.
+    """
+
+    # The image every step runs in (built from the repository's Dockerfile).
+    image: str = "ghcr.io/textclf/textclf-pipeline:latest"
+    # gs://, s3:// or minio:// bucket path, or an absolute path on a volume every step mounts.
+    pipeline_root: str = ""
+    # Where the Pusher writes <model_name>/<version>/; empty means <pipeline_root>/serving_models.
+    serving_root: str = ""
+    # Default of the `data_path` runtime parameter (the ExampleGen input folder); empty means
+    # <pipeline_root>/data.
+    data_path: str = ""
+    # Beam for the data components inside each step: DirectRunner over all the pod's cores by
+    # default; pass --runner=DataflowRunner/FlinkRunner/SparkRunner and its options instead.
+    beam_pipeline_args: list[str] = dataclasses.field(default_factory=lambda: [
+        "--direct_running_mode=multi_processing", "--direct_num_workers=0"])
+    # Where `textclf compile` writes the pipeline spec.
+    package_path: str = "outputs/kubeflow/textclf.yaml"
+    endpoint: str = ""
+    # The cluster's ML Metadata gRPC service, which `textclf retrain --kubeflow` asks for the last
+    # trained span (e.g. 127.0.0.1 after `kubectl port-forward svc/metadata-grpc-service 8080`).
+    metadata_host: str = ""
+    metadata_port: int = 8080
+    experiment: str = "textclf"
+    namespace: str = ""
+    service_account: str = ""
+
+
+@dataclasses.dataclass
 class PipelineConfig:
     """Everything a run needs; paths are resolved against the working directory."""
 
@@ -149,12 +192,14 @@ class PipelineConfig:
     # Pipeline root, MLMD database, logs and the serving store live below this folder.
     output_dir: str = "outputs"
     enable_cache: bool = True
+    orchestrator: str = "local"
     beam_pipeline_args: list[str] = dataclasses.field(
         default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"])
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     @property
     def pipeline_root(self) -> str:
@@ -228,6 +273,9 @@ class PipelineConfig:
              "set both data.train_pattern and data.eval_pattern, or neither"),
             (self.data.train_buckets > 0 and self.data.eval_buckets > 0,
              "data.train_buckets and data.eval_buckets must be positive"),
+            (bool(self.data.file_pattern), "data.file_pattern must not be empty ('*' reads all files)"),
+            (self.orchestrator in ORCHESTRATORS,
+             f"orchestrator must be one of {', '.join(ORCHESTRATORS)}, got {self.orchestrator!r}"),
             (self.model.max_seq_length >= 3, "model.max_seq_length must be at least 3"),
             (self.model.hidden_size % self.model.num_attention_heads == 0,
              "model.hidden_size must be a multiple of model.num_attention_heads"),

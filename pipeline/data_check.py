@@ -11,7 +11,9 @@ import csv
 import dataclasses
 import fnmatch
 import pathlib
+from typing import Optional
 
+from pipeline import spans
 from pipeline.config import DataConfig
 
 
@@ -30,6 +32,8 @@ class DataSummary:
     columns: list[str]
     label_values: list[str]
     row_count: int
+    # The newest span, which ExampleGen will read; None when the patterns hold no {SPAN}.
+    span: Optional[int] = None
 
 
 def check_input_data(data: DataConfig) -> DataSummary:
@@ -40,7 +44,13 @@ def check_input_data(data: DataConfig) -> DataSummary:
         or a label outside `data.label_values`.
     """
     input_base, split_patterns = _locate(data)
-    files = sorted({str(path) for pattern in split_patterns.values()
+    try:
+        span = spans.latest_span(input_base, split_patterns.values())
+    except ValueError as error:
+        raise InputDataError(str(error)) from error
+    span_patterns = [spans.with_span(pattern, span) if span is not None else pattern
+                     for pattern in split_patterns.values()]
+    files = sorted({str(path) for pattern in span_patterns
                     for path in pathlib.Path(input_base).glob(pattern) if path.is_file()})
     if not files:
         raise InputDataError(
@@ -64,15 +74,27 @@ def check_input_data(data: DataConfig) -> DataSummary:
         raise InputDataError(
             f"label column {data.label_column!r} in {input_base} has only {label_values}: "
             "a classifier needs at least two classes")
-    return DataSummary(input_base, split_patterns, files, columns, label_values, row_count)
+    return DataSummary(input_base, split_patterns, files, columns, label_values, row_count, span)
+
+
+def declared_data(data: DataConfig) -> DataSummary:
+    """The input as configured, for a run whose data this machine cannot read (a Kubeflow run's
+    bucket): `data.path` is the input folder and the labels must be listed in the config."""
+    if not data.label_values:
+        raise InputDataError("data.label_values is empty: a compiled pipeline cannot look at the "
+                             "data, so list the labels in id order (--label-values a,b)")
+    split_patterns = ({"train": data.train_pattern, "eval": data.eval_pattern}
+                      if data.train_pattern else {"single_split": data.file_pattern})
+    return DataSummary(data.path, split_patterns, files=[], columns=[],
+                       label_values=list(data.label_values), row_count=0)
 
 
 def _locate(data: DataConfig) -> tuple[str, dict[str, str]]:
     path = pathlib.Path(data.path).resolve()
     if path.is_file():
-        if data.train_pattern:
+        if data.train_pattern or data.file_pattern != "*":
             raise InputDataError(
-                f"{path} is a file, but data.train_pattern/eval_pattern need a folder: "
+                f"{path} is a file, but data.train_pattern/eval_pattern/file_pattern need a folder: "
                 "point --data-path at the folder that holds the split files")
         return str(path.parent), {"single_split": path.name}
     if not path.is_dir():
@@ -80,6 +102,8 @@ def _locate(data: DataConfig) -> tuple[str, dict[str, str]]:
                              "file or a folder of them")
     if data.train_pattern:
         return str(path), {"train": data.train_pattern, "eval": data.eval_pattern}
+    if data.file_pattern != "*":
+        return str(path), {"single_split": data.file_pattern}
     hidden = [entry.name for entry in path.iterdir() if fnmatch.fnmatch(entry.name, ".*")]
     if hidden:
         raise InputDataError(f"{path} holds hidden files {hidden}, which ExampleGen would read "

@@ -1,4 +1,4 @@
-"""Runs the pipeline on this machine: LocalDagRunner, Beam DirectRunner, MLMD in SQLite."""
+"""Runs the pipeline on this machine: LocalDagRunner or BeamDagRunner, Beam DirectRunner, MLMD in SQLite."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import tensorflow_model_analysis as tfma
 from absl import logging
 from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
+from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import ACCURACY_METRIC
@@ -35,12 +36,16 @@ def run_local(config: PipelineConfig, inputs: Optional[RunInputs] = None) -> Run
     """
     inputs = inputs or preflight(config)
     data = inputs.data
-    logging.info("Input: %d rows in %d file(s) under %s; labels %s", data.row_count,
-                 len(data.files), data.input_base, data.label_values)
+    logging.info("Input: %d rows in %d file(s) under %s%s; labels %s", data.row_count,
+                 len(data.files), data.input_base,
+                 "" if data.span is None else f" (span {data.span})", data.label_values)
     pathlib.Path(config.metadata_path).parent.mkdir(parents=True, exist_ok=True)
     metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
         config.metadata_path)
-    tfx.orchestration.LocalDagRunner().run(
+    # BeamDagRunner (not in `tfx.v1`) runs the DAG itself as a Beam pipeline, one step per node.
+    runner = BeamDagRunner() if config.orchestrator == "beam" else tfx.orchestration.LocalDagRunner()
+    logging.info("Orchestrator: %s", type(runner).__name__)
+    runner.run(
         create_pipeline(config, data, inputs.checkpoint,
                         metadata_connection_config=metadata_config))
     return read_outcome(metadata_config)
@@ -64,7 +69,7 @@ def newest_executions(config: PipelineConfig) -> dict:
 
 
 def newest_artifact(config: PipelineConfig, type_name: str):
-    """The newest MLMD artifact of `type_name` (e.g. "ModelRun", "TokenizerParityReport")."""
+    """The newest MLMD artifact of `type_name` (e.g. "ModelRun", "ModelBlessing")."""
     return _newest(metadata_store_of(config).get_artifacts_by_type(type_name))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import pathlib
-from typing import Optional
+from typing import Optional, Union
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -44,9 +44,33 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where a run reads its data and writes artifacts and pushed models, and how Beam runs.
+
+    Local runs use folders under `output_dir`; a compiled Kubeflow pipeline uses the cluster's
+    pipeline root and takes the data folder and the train arguments as runtime parameters.
+    """
+
+    pipeline_root: str
+    serving_dir: str
+    beam_pipeline_args: list[str]
+    input_base: Union[str, tfx.dsl.experimental.RuntimeParameter]
+    train_args: Union[tfx.proto.TrainArgs, tfx.dsl.experimental.RuntimeParameter]
+
+
+def local_placement(config: PipelineConfig, data: DataSummary) -> Placement:
+    """Folders under `config.output_dir`, the checked input folder, `training.train_steps`."""
+    return Placement(pipeline_root=config.pipeline_root, serving_dir=config.serving_dir,
+                     beam_pipeline_args=list(config.beam_pipeline_args),
+                     input_base=data.input_base,
+                     train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps))
+
+
 def create_pipeline(
         config: PipelineConfig, data: DataSummary, checkpoint: Optional[Checkpoint] = None,
         metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+        placement: Optional[Placement] = None,
 ) -> tfx.dsl.Pipeline:
     """Builds ExampleGen -> statistics/schema/validation -> Transform -> Trainer -> Evaluator -> Pusher.
 
@@ -57,7 +81,9 @@ def create_pipeline(
       data: the checked input (`pipeline.data_check.check_input_data`): file layout and labels.
       checkpoint: the resolved `model.pretrained` checkpoint; None trains from scratch.
       metadata_connection_config: MLMD connection; the local runner passes SQLite.
+      placement: where data, artifacts and pushed models live; local folders when not given.
     """
+    placement = placement or local_placement(config, data)
     # Each component gets only the sections its code reads, so changing, say, an Evaluator
     # threshold does not invalidate the cached Transform and Trainer executions.
     transform_config = {
@@ -69,7 +95,7 @@ def create_pipeline(
     }
     trainer_config = {**transform_config, "training": dataclasses.asdict(config.training),
                       # Crash-safe backups: a rerun of an interrupted Trainer resumes from here.
-                      "backup_root": f"{config.pipeline_root}/trainer_backups"}
+                      "backup_root": f"{placement.pipeline_root}/trainer_backups"}
     splits = [tfx.proto.Input.Split(name=name, pattern=pattern)
               for name, pattern in data.split_patterns.items()]
     output_config = None
@@ -78,7 +104,7 @@ def create_pipeline(
             tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
             tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets)]))
     example_gen = delimited_example_gen(
-        input_base=data.input_base, delimiter=config.data.delimiter,
+        input_base=placement.input_base, delimiter=config.data.delimiter,
         input_config=tfx.proto.Input(splits=splits), output_config=output_config)
 
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -106,7 +132,7 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         # Warm start: the last blessed model's weights replace the initial ones.
         base_model=model_resolver.outputs["model"] if config.training.warm_start else None,
-        train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
+        train_args=placement.train_args,
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.eval_steps or None),
         custom_config=trainer_config)
 
@@ -134,15 +160,15 @@ def create_pipeline(
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=str(pathlib.Path(config.serving_dir, config.model_name)))),
+                base_directory=f"{placement.serving_dir}/{config.model_name}")),
         custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor))
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
-        pipeline_root=config.pipeline_root,
+        pipeline_root=placement.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
                     *parity_check, model_resolver, trainer, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(config.beam_pipeline_args),
+        beam_pipeline_args=placement.beam_pipeline_args,
     )

@@ -11,7 +11,7 @@ import pathlib
 import pytest
 from tfx import v1 as tfx
 
-from components.tokenizer_parity import REPORT_FILE, TokenizerParity
+from components.tokenizer_parity import REPORT_FILE, TokenizerParity, TokenizerParityReport
 from pipeline.local_runner import metadata_store_of, newest_artifact
 from tests.conftest import checkpoint_copy
 
@@ -25,7 +25,7 @@ def _raw_examples_uri(config) -> str:
 
 def test_matching_tokenizers_pass_with_full_parity(pretrained_run):
     config, _ = pretrained_run
-    report_artifact = newest_artifact(config, "TokenizerParityReport")
+    report_artifact = newest_artifact(config, TokenizerParityReport.TYPE_NAME)
     report = json.loads(pathlib.Path(report_artifact.uri, REPORT_FILE).read_text())
     assert report["passed"] and report["parity"] >= 0.995
     assert report["examples"] > 20 and report["mismatches"] == []

@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines: compiling the DAG, and submitting and scheduling its runs."""

@@ -1,0 +1,76 @@
+"""`textclf retrain`: start a run only when the data holds a span no model was trained on yet.
+
+A cron job or a CI workflow can call it as often as it likes: with no new span it does nothing.
+The last trained span comes from ML Metadata, by following each trained Model back to the
+ExampleGen output it was trained on, so it holds across runs, orchestrators and cache hits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+_DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+# Model <- Trainer <- transformed Examples <- Transform <- Examples with a span: four hops back.
+_MAX_HOPS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainDecision:
+    """What `retrain` found and whether it started a run."""
+
+    newest_span: int
+    last_trained_span: Optional[int]
+    started: bool
+
+
+def last_trained_span(store: metadata_store.MetadataStore) -> Optional[int]:
+    """The highest data span any successfully trained Model was trained on; None before the first."""
+    spans = [span for model in store.get_artifacts_by_type("Model")
+             for span in _spans_behind(store, model.id)]
+    return max(spans, default=None)
+
+
+def retrain(newest_span: Optional[int], store: Optional[metadata_store.MetadataStore],
+            start_run: Callable[[], object]) -> RetrainDecision:
+    """Calls `start_run` when `newest_span` is newer than the last trained span in `store`.
+
+    Raises:
+      ValueError: the data has no spans ({SPAN} in no file pattern), so "new" means nothing.
+    """
+    if newest_span is None:
+        raise ValueError("retrain needs spans: put {SPAN} in data.file_pattern or in "
+                         "data.train_pattern/eval_pattern (e.g. span-{SPAN}/*.csv)")
+    last = last_trained_span(store) if store is not None else None
+    if last is not None and newest_span <= last:
+        return RetrainDecision(newest_span, last, started=False)
+    start_run()
+    return RetrainDecision(newest_span, last, started=True)
+
+
+def _spans_behind(store: metadata_store.MetadataStore, artifact_id: int) -> list[int]:
+    """Spans of the Examples upstream of an artifact, through successful executions only."""
+    frontier, spans = [artifact_id], []
+    for _ in range(_MAX_HOPS):
+        producers = {event.execution_id for event in store.get_events_by_artifact_ids(frontier)
+                     if event.type == metadata_store_pb2.Event.OUTPUT}
+        done = [execution.id for execution in store.get_executions_by_id(list(producers))
+                if execution.last_known_state in _DONE]
+        if not done:
+            break
+        inputs = {event.artifact_id for event in store.get_events_by_execution_ids(done)
+                  if event.type == metadata_store_pb2.Event.INPUT}
+        frontier = []
+        for artifact in store.get_artifacts_by_id(list(inputs)):
+            if "span" in artifact.custom_properties:
+                spans.append(artifact.custom_properties["span"].int_value)
+            elif "span" in artifact.properties:
+                spans.append(artifact.properties["span"].int_value)
+            else:
+                frontier.append(artifact.id)
+        if spans or not frontier:
+            break
+    return spans
