@@ -149,12 +149,18 @@ def _stop(processes: Sequence[subprocess.Popen]) -> None:
 
 
 def _worker_main(job_path: str) -> None:
-    """One worker: TF_CONFIG (set by the launcher) says which."""
+    """One worker: TF_CONFIG (set by the launcher or a TFJob) says which.
+
+    `job_path` may be on a bucket (gs://, s3://), as it is for a TFJob on a cluster.
+    """
     # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
+
     from modules.training import TrainingJob, train
 
     logging.set_verbosity(logging.INFO)
-    train(TrainingJob.from_json(pathlib.Path(job_path).read_text(encoding="utf-8")))
+    with tf.io.gfile.GFile(job_path) as job_file:
+        train(TrainingJob.from_json(job_file.read()))
 
 
 if __name__ == "__main__":

@@ -5,18 +5,22 @@ import pathlib
 import pytest
 
 from pipeline.config import PipelineConfig
+from tests.conftest import REPO_ROOT
 
 IMAGE = "registry.example.com/ml/textclf-pipeline:1.2.3"
 PIPELINE_ROOT = "gs://textclf-bucket/pipelines"
+# The cluster configuration the README and the retrain workflow use.
+CLUSTER_CONFIG = REPO_ROOT / "kubeflow" / "pipeline.yaml"
 
 
 @pytest.fixture(scope="session")
 def compiled_spec(tmp_path_factory, offline_checkpoint) -> pathlib.Path:
-    """The pipeline fine-tuning the offline checkpoint, compiled for Kubeflow Pipelines."""
+    """The shipped cluster configuration, fine-tuning the offline checkpoint, compiled."""
     from kubeflow.compiler import compile_pipeline  # pylint: disable=import-outside-toplevel
 
-    config = PipelineConfig.load(overrides=[
+    config = PipelineConfig.load(str(CLUSTER_CONFIG), overrides=[
         f"kubeflow.image={IMAGE}", f"kubeflow.pipeline_root={PIPELINE_ROOT}",
-        "data.label_values=negative,positive", f"model.pretrained={offline_checkpoint}"])
+        f"kubeflow.serving_root={PIPELINE_ROOT}/serving_models",
+        f"model.pretrained={offline_checkpoint}"])
     return pathlib.Path(compile_pipeline(
         config, str(tmp_path_factory.mktemp("kubeflow") / "textclf.yaml")))
