@@ -100,7 +100,8 @@ def compile_pipeline(config: PipelineConfig, output_path: Optional[str] = None) 
         input_base=tfx.dsl.experimental.RuntimeParameter(
             name=DATA_PATH_PARAMETER, ptype=str, default=cluster_config.data.path),
         train_args=tfx.dsl.experimental.RuntimeParameter(
-            name=TRAIN_ARGS_PARAMETER, ptype=str, default=train_args(config.training.train_steps)))
+            name=TRAIN_ARGS_PARAMETER, ptype=str, default=train_args(config.training.train_steps)),
+        tfjob=tfjob_settings(config))
     output = pathlib.Path(output_path or config.kubeflow.package_path)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
@@ -111,6 +112,14 @@ def compile_pipeline(config: PipelineConfig, output_path: Optional[str] = None) 
         output_dir=str(output.parent), output_filename=output.name)
     runner.run(create_pipeline(cluster_config, data, checkpoint, placement=placement))
     return str(output)
+
+
+def tfjob_settings(config: PipelineConfig) -> dict:
+    """`modules.tfjob.TFJobSettings` for multi-worker training: replicas run the pipeline image."""
+    kubeflow = config.kubeflow
+    return {"image": kubeflow.image, "namespace": kubeflow.namespace, "cpu": kubeflow.worker_cpu,
+            "memory": kubeflow.worker_memory, "gpus": kubeflow.worker_gpus,
+            "timeout_seconds": kubeflow.tfjob_timeout_seconds}
 
 
 def train_args(train_steps: int) -> str:

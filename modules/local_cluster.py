@@ -100,12 +100,15 @@ def _wait_for(processes: Sequence[subprocess.Popen], log_paths: Sequence[pathlib
     while True:
         forwarded = _forward_progress(log_paths[0], forwarded)
         codes = [process.poll() for process in processes]
-        for index, code in enumerate(codes):
-            if code:
-                raise LocalClusterError(
-                    f"multi-worker training failed: worker {index} {_describe_exit(code)}; the "
-                    f"other workers were stopped. The end of {log_paths[index]}:\n"
-                    + _tail(log_paths[index]))
+        failed = [index for index, code in enumerate(codes) if code]
+        if failed:
+            # A killed worker's peers exit 1 soon after ("collective ops aborted"): when several
+            # are found dead at once, the one a signal killed is the cause to report.
+            index = min(failed, key=lambda worker: (codes[worker] > 0, worker))
+            raise LocalClusterError(
+                f"multi-worker training failed: worker {index} {_describe_exit(codes[index])}; "
+                f"the other workers were stopped. The end of {log_paths[index]}:\n"
+                + _tail(log_paths[index]))
         if all(code == 0 for code in codes):
             return
         time.sleep(POLL_SECONDS)

@@ -1,4 +1,5 @@
-"""The Trainer's `run_fn`: one training job, in this process or on local worker processes."""
+"""The Trainer's `run_fn`: one training job, in this process, on local worker processes, or as a
+TFJob on the Kubernetes cluster the pipeline runs on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from tfx import v1 as tfx
 
 from modules.local_cluster import run_local_cluster
+from modules.tfjob import TFJobSettings, run_tfjob
 from modules.training import TrainingJob, train
 from pipeline.config import TrainingConfig, section_from_dict
 
@@ -14,9 +16,9 @@ from pipeline.config import TrainingConfig, section_from_dict
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains for `fn_args.train_steps` steps and exports to `fn_args.serving_model_dir`.
 
-    With `training.strategy=multi_worker` and `num_workers` > 1 in a local run (no TF_CONFIG),
-    the job runs on that many local worker processes; on a cluster TF_CONFIG says which worker
-    this process is, and it trains in place.
+    With `training.strategy=multi_worker` and `num_workers` > 1 (and no TF_CONFIG), the job runs
+    on that many workers: a TFJob when the pipeline was compiled for Kubeflow (`tfjob` in the
+    custom config), else local worker processes. With TF_CONFIG set it trains in place.
     """
     training = section_from_dict(TrainingConfig, fn_args.custom_config["training"])
     job = TrainingJob(
@@ -27,8 +29,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         custom_config=dict(fn_args.custom_config), base_model=fn_args.base_model)
     if training.strategy == "multi_worker" and training.num_workers > 1 \
             and "TF_CONFIG" not in os.environ:
-        # Logs beside the job's backups: they survive a failed run, as the backups do.
-        run_local_cluster(job.to_json(), f"{job.backup_dir}/workers", training.num_workers,
-                          training.worker_base_port)
+        if fn_args.custom_config.get("tfjob"):
+            run_tfjob(job, training.num_workers, TFJobSettings(**fn_args.custom_config["tfjob"]))
+        else:
+            # Logs beside the job's backups: they survive a failed run, as the backups do.
+            run_local_cluster(job.to_json(), f"{job.backup_dir}/workers", training.num_workers,
+                              training.worker_base_port)
     else:
         train(job)

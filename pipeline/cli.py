@@ -15,7 +15,7 @@ import time
 from typing import Optional, Sequence
 
 from pipeline.config import ConfigError, PipelineConfig
-from pipeline.preflight import PREFLIGHT_ERRORS, preflight
+from pipeline.preflight import PREFLIGHT_ERRORS, RunInputs, preflight
 
 # Exit codes besides 0 (pushed) and 1 (the run failed; traceback in the log).
 EXIT_BAD_INPUT = 2  # bad configuration or input data: nothing ran
@@ -157,7 +157,8 @@ def _run(config: PipelineConfig, retrain_only: bool = False) -> int:
     return exit_codes[0] if decision.started else _nothing_new(decision)
 
 
-def _execute(config: PipelineConfig, inputs, log_path: pathlib.Path, started: float) -> int:
+def _execute(config: PipelineConfig, inputs: RunInputs, log_path: pathlib.Path,
+             started: float) -> int:
     try:
         from pipeline.local_runner import run_local  # pylint: disable=import-outside-toplevel
 

@@ -180,6 +180,12 @@ class KubeflowConfig:
     experiment: str = "textclf"
     namespace: str = ""
     service_account: str = ""
+    # Each replica of the TFJob the Trainer submits for training.strategy=multi_worker with
+    # num_workers > 1 (a chief and num_workers - 1 workers, in `namespace`).
+    worker_cpu: str = "4"
+    worker_memory: str = "16Gi"
+    worker_gpus: int = 0
+    tfjob_timeout_seconds: int = 24 * 3600
 
 
 @dataclasses.dataclass

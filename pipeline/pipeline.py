@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import pathlib
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -57,6 +57,8 @@ class Placement:
     beam_pipeline_args: list[str]
     input_base: Union[str, tfx.dsl.experimental.RuntimeParameter]
     train_args: Union[tfx.proto.TrainArgs, tfx.dsl.experimental.RuntimeParameter]
+    # On Kubernetes: the TFJob settings (`modules.tfjob.TFJobSettings`) for multi-worker training.
+    tfjob: Optional[dict[str, Any]] = None
 
 
 def local_placement(config: PipelineConfig, data: DataSummary) -> Placement:
@@ -96,6 +98,9 @@ def create_pipeline(
     trainer_config = {**transform_config, "training": dataclasses.asdict(config.training),
                       # Crash-safe backups: a rerun of an interrupted Trainer resumes from here.
                       "backup_root": f"{placement.pipeline_root}/trainer_backups"}
+    if placement.tfjob and config.training.strategy == "multi_worker" \
+            and config.training.num_workers > 1:
+        trainer_config["tfjob"] = placement.tfjob
     splits = [tfx.proto.Input.Split(name=name, pattern=pattern)
               for name, pattern in data.split_patterns.items()]
     output_config = None

@@ -13,7 +13,10 @@ import itertools
 import json
 import threading
 import urllib.parse
-from typing import Any, Optional
+from typing import Optional
+
+from tests.json_api import JsonHandler
+from tests.json_api import serve as serve_json_api
 
 API = "/apis/v2beta1"
 
@@ -46,19 +49,8 @@ def _matches(item: dict, filter_json: Optional[str]) -> bool:
     return True
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     state: KfpApiState
-
-    def log_message(self, *args: Any) -> None:  # keep test output quiet
-        pass
-
-    def _reply(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _error(self, status: int, message: str) -> None:
         self._reply(status, {"error_message": message, "code": status})
@@ -158,9 +150,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._route("DELETE")
 
 
+
 def serve(state: KfpApiState) -> http.server.ThreadingHTTPServer:
-    """Starts the API on a free port of 127.0.0.1 in a daemon thread."""
-    handler = type("KfpApiHandler", (_Handler,), {"state": state})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    """Starts the Kubeflow Pipelines API on a free port of 127.0.0.1 in a daemon thread."""
+    return serve_json_api(_Handler, state)

@@ -12,7 +12,7 @@ from kubeflow.compiler import (DATA_PATH_PARAMETER, IMAGE_PROJECT_DIR, TRAIN_ARG
                                KubeflowConfigError, check_pipeline_root, image_checkpoint)
 from pipeline.checkpoint import resolve_checkpoint
 from tests.conftest import REPO_ROOT, checkpoint_copy
-from tests.kubeflow.conftest import IMAGE, PIPELINE_ROOT
+from tests.kubeflow.conftest import IMAGE, NUM_WORKERS, PIPELINE_ROOT
 
 # Component -> the components whose outputs it consumes.
 EXPECTED_INPUTS = {
@@ -70,6 +70,13 @@ def test_data_path_and_train_args_are_runtime_parameters(spec):
     assert example_gen.component_input_parameter == DATA_PATH_PARAMETER
     trainer = spec.root.dag.tasks["Trainer"].inputs.parameters["train_args"]
     assert trainer.component_input_parameter == TRAIN_ARGS_PARAMETER
+
+
+def test_multi_worker_training_becomes_a_tfjob_in_the_pipeline_image(spec):
+    trainer = spec.root.dag.tasks["Trainer"].inputs.parameters["custom_config"]
+    custom_config = json.loads(trainer.runtime_value.constant.string_value)
+    assert custom_config["training"]["num_workers"] == NUM_WORKERS
+    assert custom_config["tfjob"]["image"] == IMAGE
 
 
 def test_beam_steps_use_the_configured_runner_args(compiled_spec):

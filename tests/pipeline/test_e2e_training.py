@@ -1,6 +1,7 @@
 """The Trainer's scaling and safety features through the whole DAG (real LocalDagRunner, Beam,
 MLMD): two local workers under MultiWorkerMirroredStrategy, mixed bfloat16, TensorBoard curves,
-a SIGKILLed Trainer that resumes, warm start from the blessed model, a worker that dies.
+a SIGKILLed Trainer that resumes, warm start from the blessed model, a worker that dies, and
+multi-worker training as a TFJob on a local stand-in for the Kubeflow Training Operator.
 
 All runs share one output folder and one data sample, so after the first run ExampleGen to
 Transform come from the cache and each test pays only for its Trainer, Evaluator and Pusher.
@@ -22,10 +23,13 @@ import tensorflow as tf
 
 from modules import features
 from modules.local_cluster import LocalClusterError, run_local_cluster
+from modules.tfjob import TFJobError, TFJobSettings, run_tfjob
 from modules.training import TRAINING_STATS_FILE, TrainingJob
 from pipeline.config import PipelineConfig
 from pipeline.local_runner import newest_artifact, newest_executions, run_local
 from tests.conftest import REPO_ROOT, write_sample
+from tests.modules.training_operator_server import OperatorState
+from tests.modules.training_operator_server import serve as serve_operator
 
 SENTENCES = ["The battery lasts all day. Great value.", "Avoid. The zipper jammed on day one."]
 BASE_SETTINGS = ("training.train_steps=8", "training.epochs=1", "training.batch_size=16",
@@ -168,22 +172,29 @@ def _checkpoint_numbers(backups: pathlib.Path) -> list[int]:
                   for path in backups.glob("*/chief/ckpt-*.index"))
 
 
-def test_a_dying_worker_fails_the_run_with_its_log_and_stops_the_others(workspace, tmp_path):
+def _job_from_cached_run(workspace: pathlib.Path, tmp_path: pathlib.Path, train_steps: int,
+                         **training: object) -> TrainingJob:
+    """A two-worker TrainingJob on the shared run's Transform outputs and Trainer config."""
     config = _config(workspace)
     run_local(config)  # cached up to Transform: its outputs and the Trainer's config feed a job
     transform = pathlib.Path(config.pipeline_root, "Transform")
     examples = max((transform / "transformed_examples").iterdir(), key=os.path.getmtime)
     custom_config = json.loads(
         newest_executions(config)["Trainer"].custom_properties["custom_config"].string_value)
-    custom_config["training"].update(strategy="multi_worker", num_workers=2,
-                                     checkpoint_every_steps=0, log_every_steps=1)
-    job = TrainingJob(train_files=[f"{examples}/Split-train/*"],
-                      eval_files=[f"{examples}/Split-eval/*"],
-                      transform_output=str(max((transform / "transform_graph").iterdir(),
-                                               key=os.path.getmtime)),
-                      serving_model_dir=str(tmp_path / "export"),
-                      model_run_dir=str(tmp_path / "model_run"), train_steps=100000,
-                      custom_config=custom_config)
+    custom_config["training"].update(strategy="multi_worker", num_workers=2, **training)
+    custom_config["backup_root"] = str(tmp_path / "backups")
+    return TrainingJob(train_files=[f"{examples}/Split-train/*"],
+                       eval_files=[f"{examples}/Split-eval/*"],
+                       transform_output=str(max((transform / "transform_graph").iterdir(),
+                                                key=os.path.getmtime)),
+                       serving_model_dir=str(tmp_path / "export"),
+                       model_run_dir=str(tmp_path / "model_run"), train_steps=train_steps,
+                       custom_config=custom_config)
+
+
+def test_a_dying_worker_fails_the_run_with_its_log_and_stops_the_others(workspace, tmp_path):
+    job = _job_from_cached_run(workspace, tmp_path, train_steps=100000, checkpoint_every_steps=0,
+                               log_every_steps=1)
     worker_dir = tmp_path / "workers"
     killer = threading.Thread(target=_kill_worker_once_training, args=(worker_dir, 1))
     killer.start()
@@ -220,3 +231,51 @@ def _worker_pids(job_path: pathlib.Path) -> dict[int, int]:
         except (OSError, StopIteration):
             continue
     return pids
+
+
+@pytest.fixture
+def training_operator(tmp_path):
+    """A Training Operator on 127.0.0.1 (no cluster exists here) and a Kubernetes API client."""
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+    state = OperatorState(tmp_path / "replicas", python_path=str(REPO_ROOT))
+    state.work_dir.mkdir()
+    server = serve_operator(state)
+    api = client.CustomObjectsApi(client.ApiClient(
+        client.Configuration(host=f"http://127.0.0.1:{server.server_port}")))
+    yield state, api
+    for key in list(state.processes):
+        state.stop(key)
+    server.shutdown()
+
+
+def test_a_tfjob_trains_on_a_chief_and_a_worker_and_the_chief_exports(workspace, tmp_path,
+                                                                       training_operator):
+    state, api = training_operator
+    job = _job_from_cached_run(workspace, tmp_path, train_steps=8)
+    settings = TFJobSettings(image="registry.example.com/textclf:1", namespace="ml")
+    run_tfjob(job, num_workers=2, settings=settings, api=api)
+    (manifest,) = state.submitted
+    replicas = manifest["spec"]["tfReplicaSpecs"]
+    assert {kind: spec["replicas"] for kind, spec in replicas.items()} == {"Chief": 1, "Worker": 1}
+    assert replicas["Chief"]["template"]["spec"]["containers"][0]["image"] == settings.image
+    logs = {path.stem.rsplit("-", 2)[-2]: path.read_text()
+            for path in state.work_dir.glob("*.log")}
+    assert "Trainer (chief 0 of 1): epoch 1 step 8/8" in logs["chief"]
+    assert "Trainer (worker 0 of 1): epoch 1 step 8/8" in logs["worker"]
+    assert "exported the serving model" in logs["chief"]
+    assert "exported the serving model" not in logs["worker"]
+    prediction = _predict(job.serving_model_dir)
+    np.testing.assert_allclose(prediction[features.PROBABILITIES].sum(axis=1), 1.0, rtol=1e-5)
+    assert state.jobs == {}  # a finished job is deleted, with its pods
+
+
+def test_a_failed_tfjob_fails_the_trainer_with_the_operators_reason(workspace, tmp_path,
+                                                                    training_operator):
+    _, api = training_operator
+    job = _job_from_cached_run(workspace, tmp_path, train_steps=8)
+    job.transform_output = str(tmp_path / "missing_transform_graph")  # every replica fails
+    with pytest.raises(TFJobError, match=r"TFJob ml/textclf-train-\w+ failed: TFJobFailed .*"
+                                         r"replica\(s\) failed.*kubectl logs -n ml"):
+        run_tfjob(job, num_workers=2, settings=TFJobSettings(image="img", namespace="ml"),
+                  api=api)
