@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup run test bench bench-torch-venv lock pretrained clean
+.PHONY: setup run test bench bench-torch-venv lock pretrained image clean
 
 setup: $(VENV)/.installed
 
@@ -45,6 +45,13 @@ bench-torch-venv: .venv-torch/.installed
 # prints the folder to pass as --pretrained.
 pretrained: setup
 	@$(BIN)/python -m pipeline.offline_checkpoint
+
+# The image every Kubeflow step runs in (needs a Docker engine). checkpoints/ goes into it: run
+# `make pretrained` first to fine-tune on the cluster.
+IMAGE ?= textclf-pipeline:latest
+image:
+	mkdir -p checkpoints
+	docker build -t $(IMAGE) .
 
 # Re-pin every dependency after editing requirements.in.
 lock: setup
