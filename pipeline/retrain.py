@@ -14,6 +14,8 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+# TFX's own runners name the type "Model"; on Kubeflow Pipelines v2 it is the schema title.
+_MODEL_TYPES = ("Model", "tfx.Model")
 # Model <- Trainer <- transformed Examples <- Transform <- Examples with a span: four hops back.
 _MAX_HOPS = 4
 
@@ -29,7 +31,8 @@ class RetrainDecision:
 
 def last_trained_span(store: metadata_store.MetadataStore) -> Optional[int]:
     """The highest data span any successfully trained Model was trained on; None before the first."""
-    spans = [span for model in store.get_artifacts_by_type("Model")
+    spans = [span for model_type in _MODEL_TYPES
+             for model in store.get_artifacts_by_type(model_type)
              for span in _spans_behind(store, model.id)]
     return max(spans, default=None)
 
@@ -65,12 +68,20 @@ def _spans_behind(store: metadata_store.MetadataStore, artifact_id: int) -> list
                   if event.type == metadata_store_pb2.Event.INPUT}
         frontier = []
         for artifact in store.get_artifacts_by_id(list(inputs)):
-            if "span" in artifact.custom_properties:
-                spans.append(artifact.custom_properties["span"].int_value)
-            elif "span" in artifact.properties:
-                spans.append(artifact.properties["span"].int_value)
-            else:
+            span = _span_of(artifact)
+            if span is None:
                 frontier.append(artifact.id)
+            else:
+                spans.append(span)
         if spans or not frontier:
             break
     return spans
+
+
+def _span_of(artifact: metadata_store_pb2.Artifact) -> Optional[int]:
+    """The `span` an ExampleGen output carries (a double where Kubeflow's launcher records it)."""
+    for values in (artifact.custom_properties, artifact.properties):
+        if "span" in values:
+            value = values["span"]
+            return int(value.double_value) if value.HasField("double_value") else value.int_value
+    return None
