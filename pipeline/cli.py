@@ -147,14 +147,13 @@ def _run(config: PipelineConfig, retrain_only: bool = False) -> int:
     from pipeline.local_runner import metadata_store_of  # pylint: disable=import-outside-toplevel
     from pipeline.retrain import retrain  # pylint: disable=import-outside-toplevel
 
-    exit_codes = []
     try:
         decision = retrain(inputs.data.span, metadata_store_of(config),
-                           lambda: exit_codes.append(_execute(config, inputs, log_path, started)))
+                           lambda: _execute(config, inputs, log_path, started))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return exit_codes[0] if decision.started else _nothing_new(decision)
+    return decision.run_result if decision.started else _nothing_new(decision)
 
 
 def _execute(config: PipelineConfig, inputs: RunInputs, log_path: pathlib.Path,
@@ -287,9 +286,8 @@ def _retrain_on_kubeflow(config: PipelineConfig, args: argparse.Namespace) -> in
     newest = spans.latest_span(cluster_data.input_base, cluster_data.split_patterns.values())
     store = metadata_store.MetadataStore(metadata_store_pb2.MetadataStoreClientConfig(
         host=config.kubeflow.metadata_host, port=config.kubeflow.metadata_port))
-    exit_codes = []
-    decision = retrain(newest, store, lambda: exit_codes.append(_submit(config, args)))
-    return exit_codes[0] if decision.started else _nothing_new(decision)
+    decision = retrain(newest, store, lambda: _submit(config, args))
+    return decision.run_result if decision.started else _nothing_new(decision)
 
 
 _KUBEFLOW_ACTIONS = {"compile": _compile, "submit": _submit, "schedule": _schedule,

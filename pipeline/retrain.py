@@ -8,7 +8,7 @@ ExampleGen output it was trained on, so it holds across runs, orchestrators and 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -27,6 +27,8 @@ class RetrainDecision:
     newest_span: int
     last_trained_span: Optional[int]
     started: bool
+    # What `start_run` returned, when it ran (the CLI's exit code).
+    run_result: Any = None
 
 
 def last_trained_span(store: metadata_store.MetadataStore) -> Optional[int]:
@@ -38,7 +40,7 @@ def last_trained_span(store: metadata_store.MetadataStore) -> Optional[int]:
 
 
 def retrain(newest_span: Optional[int], store: Optional[metadata_store.MetadataStore],
-            start_run: Callable[[], object]) -> RetrainDecision:
+            start_run: Callable[[], Any]) -> RetrainDecision:
     """Calls `start_run` when `newest_span` is newer than the last trained span in `store`.
 
     Raises:
@@ -50,8 +52,7 @@ def retrain(newest_span: Optional[int], store: Optional[metadata_store.MetadataS
     last = last_trained_span(store) if store is not None else None
     if last is not None and newest_span <= last:
         return RetrainDecision(newest_span, last, started=False)
-    start_run()
-    return RetrainDecision(newest_span, last, started=True)
+    return RetrainDecision(newest_span, last, started=True, run_result=start_run())
 
 
 def _spans_behind(store: metadata_store.MetadataStore, artifact_id: int) -> list[int]:

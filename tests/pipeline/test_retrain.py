@@ -32,10 +32,8 @@ def _config(tmp_path: pathlib.Path, orchestrator: str) -> PipelineConfig:
 
 
 def _retrain(config: PipelineConfig):
-    outcomes = []
-    decision = retrain(preflight(config).data.span, metadata_store_of(config),
-                       lambda: outcomes.append(run_local(config)))
-    return decision, outcomes
+    return retrain(preflight(config).data.span, metadata_store_of(config),
+                   lambda: run_local(config))
 
 
 @pytest.fixture(scope="module")
@@ -43,23 +41,22 @@ def first_span(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("spans")
     write_sample(tmp_path / "data" / "span-1", rows=200)
     config = _config(tmp_path, orchestrator="beam")
-    decision, outcomes = _retrain(config)
-    return tmp_path, config, decision, outcomes
+    return tmp_path, config, _retrain(config)
 
 
 def test_the_first_span_runs_every_component_under_the_beam_dag_runner(first_span):
-    _, config, decision, outcomes = first_span
+    _, config, decision = first_span
     assert decision.started and decision.newest_span == 1 and decision.last_trained_span is None
     executions = newest_executions(config)
     assert all(executions[component].last_known_state == metadata_store_pb2.Execution.COMPLETE
                for component in COMPONENTS)
-    (outcome,) = outcomes
+    outcome = decision.run_result
     assert outcome.blessed and pathlib.Path(outcome.pushed_model_dir, "saved_model.pb").is_file()
     assert last_trained_span(metadata_store_of(config)) == 1
 
 
 def test_retrain_without_a_new_span_starts_nothing(first_span):
-    tmp_path, config, _, _ = first_span
+    tmp_path, config, _ = first_span
     runs_before = len(metadata_store_of(config).get_contexts_by_type("pipeline_run"))
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "retrain", "--data-path", str(tmp_path / "data"),
@@ -73,10 +70,10 @@ def test_retrain_without_a_new_span_starts_nothing(first_span):
 
 
 def test_a_new_span_starts_a_run_that_trains_on_it(first_span):
-    tmp_path, _, _, _ = first_span
+    tmp_path, _, _ = first_span
     write_sample(tmp_path / "data" / "span-2", rows=150)
     config = _config(tmp_path, orchestrator="local")
-    decision, outcomes = _retrain(config)
+    decision = _retrain(config)
     assert decision.started and (decision.newest_span, decision.last_trained_span) == (2, 1)
-    assert len(outcomes) == 1
+    assert decision.run_result.accuracy is not None  # the run reached the Evaluator
     assert last_trained_span(metadata_store_of(config)) == 2
