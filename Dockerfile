@@ -20,6 +20,7 @@ COPY pipeline/ pipeline/
 COPY components/ components/
 COPY modules/ modules/
 COPY kubeflow/ kubeflow/
+COPY serving/ serving/
 COPY checkpoints/ checkpoints/
 RUN uv pip install --system --no-cache --no-deps . \
     && useradd --create-home --uid 1000 textclf

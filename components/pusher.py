@@ -1,69 +1,107 @@
-"""Pusher whose push is idempotent: a model already in the serving store is not pushed again.
+"""Pusher that publishes into the versioned model store: atomically, with a manifest, signed.
 
-TFX's Pusher writes a new `<store>/<model>/<timestamp>/` version every time it executes with a
-blessing. Rerunning an unchanged pipeline re-executes the Evaluator as soon as a baseline exists
-(the resolver now returns the previous blessed model), so the same model would pile up as new
-versions, and a model server would "upgrade" to an identical copy. This executor records which
-Trainer model each version came from and reuses that version instead.
+TFX's Pusher copies the model straight into `<store>/<timestamp>/`, so a push killed halfway
+leaves a partial version a server would try to load, and records nothing about what it pushed.
+This executor publishes through `serving.store.ModelStore` instead (written aside, renamed into
+place, a manifest with metrics, data span, lineage, code version and the SHA-256 of every file,
+an Ed25519 signature when a key is configured, retention of the last N versions).
+
+It also never pushes the same model twice: rerunning an unchanged pipeline re-executes the
+Evaluator once a baseline exists, and the same model would otherwise pile up as new versions.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import posixpath
 from typing import Any, Optional
 
 from absl import logging
 from tfx.components.pusher import executor as pusher_executor
-from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-# Written into each pushed version folder; model servers ignore files they do not know.
-SOURCE_MODEL_FILE = "source_model.json"
+from components.evaluator import DATA_SPAN_PROPERTY, METRICS_PROPERTY
+from serving import signing
+from serving.store import ModelStore, Version
 
 
 class Executor(pusher_executor.Executor):
-    """Pushes a blessed model unless the same Trainer model is already a version in the store."""
+    """Publishes a blessed model unless the same Trainer model is already a version in the store."""
 
     def Do(self, input_dict: dict[str, list[Any]], output_dict: dict[str, list[Any]],
            exec_properties: dict[str, Any]) -> None:
-        model_uri = artifact_utils.get_single_uri(input_dict[standard_component_specs.MODEL_KEY])
+        self._log_startup(input_dict, output_dict, exec_properties)
         pushed_model = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.PUSHED_MODEL_KEY])
-        base_directory = _base_directory(exec_properties)
-        existing_version = (self.CheckBlessing(input_dict)
-                            and _version_pushed_from(base_directory, model_uri))
-        if existing_version:
-            logging.info("Pusher: model %s already serves as version %s; not pushing a copy",
-                         model_uri, existing_version)
-            self._MarkPushed(pushed_model,
-                             pushed_destination=os.path.join(base_directory, existing_version),
-                             pushed_version=existing_version)
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(pushed_model)
             return
-        super().Do(input_dict, output_dict, exec_properties)
-        if pushed_model.get_int_custom_property("pushed") == 1:
-            destination = pushed_model.get_string_custom_property("pushed_destination")
-            with fileio.open(os.path.join(destination, SOURCE_MODEL_FILE), "w") as handle:
-                handle.write(json.dumps({"model_uri": model_uri}))
+        model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
+        blessing = artifact_utils.get_single_instance(
+            input_dict[standard_component_specs.MODEL_BLESSING_KEY])
+        custom_config = json.loads(
+            exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
+        store = _store(exec_properties)
+        version = _version_pushed_from(store, model.uri)
+        if version:
+            logging.info("Pusher: model %s already serves as version %d; not pushing a copy",
+                         model.uri, version.number)
+        else:
+            version = store.publish(
+                self.GetModelPath(input_dict),
+                manifest=_manifest(model, blessing, pushed_model, custom_config,
+                                   self._context.pipeline_run_id if self._context else None),
+                signing_key=signing.load_signing_key(custom_config.get("signing_key_file", "")),
+                keep_versions=custom_config.get("keep_versions", 0))
+            logging.info("Pusher: published version %d to %s (%s)", version.number, version.path,
+                         "signed" if version.signed else "unsigned")
+        self._MarkPushed(pushed_model, pushed_destination=version.path,
+                         pushed_version=str(version.number))
 
 
-def _base_directory(exec_properties: dict[str, Any]) -> str:
+def _store(exec_properties: dict[str, Any]) -> ModelStore:
     push_destination = pusher_pb2.PushDestination()
     proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
                               push_destination)
-    return push_destination.filesystem.base_directory
+    model_dir = push_destination.filesystem.base_directory.rstrip("/")
+    return ModelStore(posixpath.dirname(model_dir), posixpath.basename(model_dir))
 
 
-def _version_pushed_from(base_directory: str, model_uri: str) -> Optional[str]:
-    """The version folder whose source record names `model_uri`, if any."""
-    if not fileio.exists(base_directory):
-        return None
-    for version in sorted(fileio.listdir(base_directory)):
-        record = os.path.join(base_directory, version, SOURCE_MODEL_FILE)
-        if fileio.exists(record):
-            with fileio.open(record) as handle:
-                if json.loads(handle.read()).get("model_uri") == model_uri:
-                    return version.rstrip("/")
+def _manifest(model, blessing, pushed_model, custom_config: dict[str, Any],
+              pipeline_run_id: Optional[str]) -> dict[str, Any]:
+    """What the version records about where it came from (the store adds files and version)."""
+    span = blessing.get_int_custom_property(DATA_SPAN_PROPERTY) \
+        if blessing.has_custom_property(DATA_SPAN_PROPERTY) else None
+    metrics = blessing.get_string_custom_property(METRICS_PROPERTY) \
+        if blessing.has_custom_property(METRICS_PROPERTY) else "{}"
+    return {
+        "blessed": True,
+        "metrics": json.loads(metrics),
+        "data_span": span,
+        "model_uri": model.uri,
+        "code_fingerprint": custom_config.get("code_fingerprint", ""),
+        "mlmd": {
+            "model_artifact_id": model.id,
+            "blessing_artifact_id": blessing.id,
+            # TFX names each output folder after the execution that wrote it.
+            "trainer_execution_id": _execution_id_of(model.uri),
+            "evaluator_execution_id": _execution_id_of(blessing.uri),
+            "pusher_execution_id": _execution_id_of(pushed_model.uri),
+            "pipeline_run_id": pipeline_run_id,
+        },
+    }
+
+
+def _execution_id_of(uri: str) -> Optional[int]:
+    last = posixpath.basename(uri.rstrip("/"))
+    return int(last) if last.isdigit() else None
+
+
+def _version_pushed_from(store: ModelStore, model_uri: str) -> Optional[Version]:
+    """The serving version whose manifest names `model_uri`, if any."""
+    for version in store.serving_candidates():
+        if version.manifest.get("model_uri") == model_uri:
+            return version
     return None

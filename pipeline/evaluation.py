@@ -59,3 +59,24 @@ def build_eval_config(config: PipelineConfig, label_values: Sequence[str]) -> tf
         ],
         slicing_specs=slicing_specs,
     )
+
+
+def overall_metrics(evaluation_uri: str) -> dict[str, float]:
+    """The candidate model's scalar metrics on the overall slice of a TFMA evaluation output.
+
+    With a baseline, TFMA also stores the baseline's values and the differences; those are left out.
+    """
+    metrics = {}
+    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+        if metrics_for_slice.slice_key.single_slice_keys:
+            continue
+        for key_and_value in metrics_for_slice.metric_keys_and_values:
+            key, value = key_and_value.key, key_and_value.value
+            if key.is_diff or key.model_name == tfma.BASELINE_KEY or not value.HasField(
+                    "double_value"):
+                continue
+            name = key.name
+            if key.sub_key.HasField("class_id"):
+                name += f"/class_{key.sub_key.class_id.value}"
+            metrics[name] = value.double_value.value
+    return metrics

@@ -6,14 +6,13 @@ import dataclasses
 import pathlib
 from typing import Optional
 
-import tensorflow_model_analysis as tfma
 from absl import logging
 from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from pipeline.config import PipelineConfig
-from pipeline.evaluation import ACCURACY_METRIC
+from pipeline.evaluation import ACCURACY_METRIC, overall_metrics
 from pipeline.pipeline import create_pipeline
 from pipeline.preflight import RunInputs, preflight
 
@@ -80,17 +79,8 @@ def read_outcome(metadata_config) -> RunOutcome:
     evaluations = store.get_artifacts_by_type("ModelEvaluation")
     pushes = store.get_artifacts_by_type("PushedModel")
     blessed = bool(blessings) and _newest(blessings).custom_properties["blessed"].int_value == 1
-    accuracy = None
-    if evaluations:
-        overall = tfma.load_metrics(_newest(evaluations).uri)
-        for metrics_for_slice in overall:
-            if not metrics_for_slice.slice_key.single_slice_keys:
-                for key_and_value in metrics_for_slice.metric_keys_and_values:
-                    key = key_and_value.key
-                    # With a baseline, TFMA also stores the baseline's value and the difference.
-                    if (key.name == ACCURACY_METRIC and not key.is_diff
-                            and key.model_name != tfma.BASELINE_KEY):
-                        accuracy = key_and_value.value.double_value.value
+    accuracy = (overall_metrics(_newest(evaluations).uri).get(ACCURACY_METRIC)
+                if evaluations else None)
     pushed_model_dir = None
     if pushes and _newest(pushes).custom_properties["pushed"].int_value == 1:
         pushed_model_dir = _newest(pushes).custom_properties["pushed_destination"].string_value

@@ -12,8 +12,9 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 import modules
-from components import pusher as idempotent_pusher
+from components import pusher as store_pusher
 from components.csv_example_gen import delimited_example_gen
+from components.evaluator import RecordingEvaluator
 from components.tokenizer_parity import TokenizerParity
 from pipeline import checkpoint as checkpoint_module
 from pipeline import config as config_module
@@ -154,11 +155,11 @@ def create_pipeline(
         # Training on ids the checkpoint was not pretrained with would waste the whole run.
         trainer.add_upstream_node(parity_check[0])
 
-    evaluator = tfx.components.Evaluator(
+    evaluator = RecordingEvaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=build_eval_config(config, data.label_values))
+        eval_config=build_eval_config(config, data.label_values)).with_id("Evaluator")
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -166,7 +167,10 @@ def create_pipeline(
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=f"{placement.serving_dir}/{config.model_name}")),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor))
+        custom_config={"signing_key_file": config.serving.signing_key_file,
+                       "keep_versions": config.serving.keep_versions,
+                       "code_fingerprint": transform_config["code_fingerprint"]},
+        custom_executor_spec=executor_spec.ExecutorClassSpec(store_pusher.Executor))
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

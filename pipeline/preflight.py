@@ -9,9 +9,11 @@ from modules.local_cluster import LocalClusterError, reserve_ports
 from pipeline.checkpoint import Checkpoint, CheckpointError, resolve_checkpoint
 from pipeline.config import PipelineConfig
 from pipeline.data_check import DataSummary, InputDataError, check_input_data
+from serving.signing import KeyFileError, load_signing_key
 
-# What `preflight` raises: bad input data, an unusable checkpoint, no ports for local workers.
-PREFLIGHT_ERRORS = (InputDataError, CheckpointError, LocalClusterError)
+# What `preflight` raises: bad input data, an unusable checkpoint, no ports for local workers,
+# a signing key the Pusher could not use.
+PREFLIGHT_ERRORS = (InputDataError, CheckpointError, LocalClusterError, KeyFileError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,4 +33,6 @@ def preflight(config: PipelineConfig) -> RunInputs:
     if training.strategy == "multi_worker" and training.num_workers > 1:
         # Checked again when the Trainer starts the workers; this catches a busy range early.
         reserve_ports(training.num_workers, training.worker_base_port)
+    # The Pusher signs last: a bad key would otherwise surface after the whole run.
+    load_signing_key(config.serving.signing_key_file)
     return RunInputs(data, checkpoint)

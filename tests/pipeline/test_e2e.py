@@ -16,6 +16,8 @@ from tfx import v1 as tfx
 from modules import features
 from pipeline.config import PipelineConfig
 from pipeline.local_runner import run_local
+from serving import signing
+from serving.store import ModelStore, verify_version
 from tests.conftest import write_sample
 
 COMPONENTS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
@@ -28,7 +30,7 @@ def _config(tmp_path: pathlib.Path, *overrides: str) -> PipelineConfig:
     return PipelineConfig.load(None, [
         f"data.path={tmp_path / 'data'}", f"output_dir={tmp_path / 'outputs'}",
         "training.train_steps=80", "training.epochs=2", "evaluation.min_accuracy=0.6",
-        *overrides])
+        f"serving.signing_key_file={tmp_path / 'keys' / 'private.pem'}", *overrides])
 
 
 def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
@@ -52,13 +54,15 @@ def _newest_run_states(config: PipelineConfig) -> dict[str, int]:
 
 
 def _versions(config: PipelineConfig) -> list[pathlib.Path]:
-    return sorted(pathlib.Path(config.serving_dir, config.model_name).iterdir())
+    return [pathlib.Path(version.path)
+            for version in ModelStore(config.serving_dir, config.model_name).versions()]
 
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("e2e")
     write_sample(tmp_path / "data", rows=400)
+    signing.generate_key_pair(tmp_path / "keys" / "private.pem", tmp_path / "keys" / "public.pem")
     config = _config(tmp_path)
     return tmp_path, config, run_local(config)
 
@@ -72,6 +76,26 @@ def test_every_component_executes_and_the_model_is_blessed_and_pushed(first_run)
     versions = _versions(config)
     assert [str(version) for version in versions] == [outcome.pushed_model_dir]
     assert versions[0].name.isdigit()  # <store>/<model_name>/<version>/, as TF Serving expects
+
+
+def test_the_pushed_version_is_signed_with_a_manifest_of_its_origin_and_files(first_run):
+    tmp_path, config, outcome = first_run
+    version = ModelStore(config.serving_dir, config.model_name).versions()[-1]
+    manifest = version.manifest
+    # Every file matches its SHA-256, and the Pusher signed the manifest with the configured key.
+    assert version.signed
+    verify_version(version, signing.load_verify_key(str(tmp_path / "keys" / "public.pem")))
+    assert "saved_model.pb" in manifest["files"]
+    assert manifest["blessed"] is True and manifest["data_span"] == 0
+    assert manifest["metrics"]["accuracy"] == pytest.approx(outcome.accuracy)
+    lineage = manifest["mlmd"]
+    store = _store(config)
+    [model] = store.get_artifacts_by_id([lineage["model_artifact_id"]])
+    assert model.uri == manifest["model_uri"]
+    trainer_executions = store.get_executions_by_id([lineage["trainer_execution_id"]])
+    assert [execution.type for execution in trainer_executions] == [
+        "tfx.components.trainer.component.Trainer"]
+    assert len(manifest["code_fingerprint"]) == 64
 
 
 def test_pushed_model_classifies_raw_text_like_serialized_examples(first_run):
