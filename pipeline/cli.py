@@ -1,7 +1,8 @@
 """`textclf`: the project's command line.
 
 `run` runs the pipeline on this machine; `retrain` runs it only for a new data span; `compile`,
-`submit` and `schedule` compile it for Kubeflow Pipelines and operate runs there.
+`submit` and `schedule` compile it for Kubeflow Pipelines and operate runs there; `serve` serves
+the pushed models and `models` lists, rolls back and signs them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Optional, Sequence
 
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.preflight import PREFLIGHT_ERRORS, RunInputs, preflight
+from serving import commands as serving_commands
 
 # Exit codes besides 0 (pushed) and 1 (the run failed; traceback in the log).
 EXIT_BAD_INPUT = 2  # bad configuration or input data: nothing ran
@@ -38,6 +40,8 @@ _FLAG_TO_KEY = {
     "pretrained": "model.pretrained",
     "output_dir": "output_dir",
     "orchestrator": "orchestrator",
+    "host": "serving.host",
+    "port": "serving.port",
 }
 # On Kubeflow the data lives in the cluster's storage: --data-path sets that instead.
 _KUBEFLOW_COMMANDS = ("compile", "submit", "schedule")
@@ -103,6 +107,21 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", parents=[options], help="list the experiment's recurring runs")
     delete = actions.add_parser("delete", parents=[options], help="delete a recurring run")
     delete.add_argument("name")
+    serve = commands.add_parser("serve", parents=[options],
+                                help="serve the newest good version over HTTP (KServe V1 and V2)")
+    serve.add_argument("--host", help="interface to listen on (serving.host)")
+    serve.add_argument("--port", help="port (serving.port)")
+    models = commands.add_parser("models", help="the versioned serving store")
+    model_actions = models.add_subparsers(dest="action", required=True)
+    model_actions.add_parser("list", parents=[options], help="every version, newest first")
+    rollback = model_actions.add_parser(
+        "rollback", parents=[options],
+        help="serve the previous good version (or --to VERSION); newer ones are marked rejected")
+    rollback.add_argument("--to", type=int, help="the version to serve again")
+    rollback.add_argument("--reason", default="rolled back by hand", help="kept in the history")
+    keygen = model_actions.add_parser("keygen", help="write an Ed25519 key pair for signing")
+    keygen.add_argument("private_key")
+    keygen.add_argument("public_key")
     return parser
 
 
@@ -296,6 +315,8 @@ _KUBEFLOW_ACTIONS = {"compile": _compile, "submit": _submit, "schedule": _schedu
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "models" and args.action == "keygen":
+        return serving_commands.keygen(args.private_key, args.public_key)
     try:
         config = load_config(args)
     except ConfigError as error:
@@ -303,6 +324,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_BAD_INPUT
     if args.command in _KUBEFLOW_COMMANDS or getattr(args, "kubeflow", False):
         return _kubeflow_command(config, args)
+    if args.command == "serve":
+        return serving_commands.serve(config)
+    if args.command == "models":
+        return serving_commands.models(config, args)
     return _run(config, retrain_only=args.command == "retrain")
 
 

@@ -150,6 +150,36 @@ class EvaluationConfig:
 
 
 @dataclasses.dataclass
+class ServingConfig:
+    """The versioned model store the Pusher writes and `textclf serve` reads.
+
+    The server's bearer token comes only from TEXTCLF_SERVING_TOKEN (auth is off when it is
+    unset), and the Pusher's private key from `signing_key_file` or TEXTCLF_SIGNING_KEY.
+    """
+
+    # 127.0.0.1 serves this machine only; 0.0.0.0 inside a container.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # How often the server looks for a newer (or rolled-back) version, as TF Serving's file
+    # system source polls.
+    poll_seconds: float = 2.0
+    # Concurrent requests are grouped into one model call of at most this many texts, waiting at
+    # most `max_batch_wait_ms` for company; 1 turns batching off (one model call per request).
+    max_batch_size: int = 32
+    max_batch_wait_ms: float = 5.0
+    # Request limits, answered with 400 and a message.
+    max_instances: int = 64
+    max_text_chars: int = 10000
+    # Good versions kept in the store after each push (0 keeps all); rejected ones stay.
+    keep_versions: int = 5
+    # Ed25519 private key (PEM) the Pusher signs each manifest with; empty: TEXTCLF_SIGNING_KEY,
+    # else unsigned.
+    signing_key_file: str = ""
+    # Ed25519 public key (PEM): when set, the server loads only versions signed by its pair.
+    verify_key_file: str = ""
+
+
+@dataclasses.dataclass
 class KubeflowConfig:
     """Compiling for Kubeflow Pipelines v2 and operating runs there (`textclf compile/submit/schedule`).
 
@@ -205,6 +235,7 @@ class PipelineConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     @property
@@ -316,6 +347,14 @@ class PipelineConfig:
             (self.training.keep_checkpoints >= 1, "training.keep_checkpoints must be >= 1"),
             (0.0 <= self.evaluation.min_accuracy <= 1.0, "evaluation.min_accuracy must be in [0, 1]"),
             (self.evaluation.max_accuracy_drop >= 0.0, "evaluation.max_accuracy_drop must be >= 0"),
+            (0 < self.serving.port <= 65535, "serving.port must be a port number"),
+            (self.serving.poll_seconds > 0, "serving.poll_seconds must be positive"),
+            (self.serving.max_batch_size >= 1,
+             "serving.max_batch_size must be >= 1 (1 turns batching off)"),
+            (self.serving.max_batch_wait_ms >= 0, "serving.max_batch_wait_ms must be >= 0"),
+            (self.serving.max_instances >= 1 and self.serving.max_text_chars >= 1,
+             "serving.max_instances and serving.max_text_chars must be positive"),
+            (self.serving.keep_versions >= 0, "serving.keep_versions must be >= 0 (0 keeps all)"),
         ]
         for passed, message in checks:
             if not passed:

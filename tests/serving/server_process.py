@@ -1,0 +1,64 @@
+"""`textclf serve` as a subprocess on 127.0.0.1, for the serving tests and the load benchmark."""
+
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+MODEL_NAME = "reviews"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServerProcess:
+    """`textclf serve` in a subprocess on 127.0.0.1, its log in a file."""
+
+    def __init__(self, output_dir: pathlib.Path, *overrides: str, token: str = ""):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = output_dir / f"server-{self.port}.log"
+        environment = {**os.environ, "TEXTCLF_SERVING_TOKEN": token}
+        command = [sys.executable, "-m", "pipeline.cli", "serve", "--output-dir", str(output_dir),
+                   "--set", f"model_name={MODEL_NAME}", "--port", str(self.port),
+                   "--set", "serving.poll_seconds=0.5", *[
+                       part for override in overrides for part in ("--set", override)]]
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=environment,
+                                        stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_until_live(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n"
+                                     f"{self.log()}")
+            try:
+                if requests.get(self.url + "/", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"server not live within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()

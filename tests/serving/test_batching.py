@@ -1,0 +1,68 @@
+"""MicroBatcher: concurrent requests share model calls, each gets back exactly its own results."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from serving.batching import MicroBatcher
+
+
+class RecordingModel:
+    """Doubles numbers, slowly (as a model call is), and records each call's batch."""
+
+    def __init__(self):
+        self.batches = []
+        self.lock = threading.Lock()
+
+    def __call__(self, items):
+        with self.lock:
+            self.batches.append(list(items))
+        time.sleep(0.02)
+        return [item * 2 for item in items], len(self.batches)
+
+
+async def _send_concurrently(batcher, requests):
+    return await asyncio.gather(*(batcher.submit(items) for items in requests))
+
+
+def test_concurrent_requests_are_grouped_and_answered_in_order():
+    model = RecordingModel()
+    batcher = MicroBatcher(model, max_batch_size=8, max_wait_seconds=0.05)
+    requests = [[index, index + 100] for index in range(12)]
+
+    answers = asyncio.run(_send_concurrently(batcher, requests))
+
+    assert [results for results, _ in answers] == [[2 * a, 2 * b] for a, b in requests]
+    # 24 items in calls of at most 8 (4 requests of 2): 3 calls, not 12.
+    assert [len(batch) for batch in model.batches] == [8, 8, 8]
+
+
+def test_batch_size_one_calls_the_model_per_request():
+    model = RecordingModel()
+    batcher = MicroBatcher(model, max_batch_size=1, max_wait_seconds=0.05)
+
+    answers = asyncio.run(_send_concurrently(batcher, [[1], [2], [3]]))
+
+    assert sorted(results[0] for results, _ in answers) == [2, 4, 6]
+    assert len(model.batches) == 3
+
+
+def test_a_failing_call_fails_its_requests_and_later_ones_still_run():
+    calls = []
+
+    def flaky(items):
+        calls.append(list(items))
+        if len(calls) == 1:
+            raise RuntimeError("model call failed")
+        return list(items), "ok"
+
+    batcher = MicroBatcher(flaky, max_batch_size=4, max_wait_seconds=0.0)
+
+    async def scenario():
+        with pytest.raises(RuntimeError, match="model call failed"):
+            await batcher.submit(["a"])
+        return await batcher.submit(["b"])
+
+    assert asyncio.run(scenario()) == (["b"], "ok")

@@ -1,0 +1,229 @@
+"""`textclf serve` on 127.0.0.1: V1 and V2 answers equal the SavedModel's, hot reload under load,
+rollback, refused versions, auth and bad requests.
+
+The tests share one server over one store and run in file order: v1 is served, v2 is pushed
+under load, a rollback brings v1 back, then a tampered and an unsigned version are refused.
+"""
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from serving import signing
+from serving.store import ModelStore
+from tests.conftest import REPO_ROOT
+from tests.serving.server_process import MODEL_NAME, ServerProcess
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SENTENCES = ["A gripping, beautifully acted film.", "the worst two hours i have ever spent",
+             "Résumé: fine, I guess", ""]
+POLL_SECONDS = 0.5
+
+
+def predict_text(model_dir, sentences):
+    """What the SavedModel itself answers: probabilities and labels."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    outputs = tf.saved_model.load(str(model_dir)).signatures["predict_text"](
+        text=tf.constant(sentences))
+    return outputs["probabilities"].numpy(), [label.decode() for label in outputs["label"].numpy()]
+
+
+@pytest.fixture(scope="module")
+def setup(exported_models, tmp_path_factory):
+    """(server, store, signing key, output dir) with version 1 (model-1, signed) in the store."""
+    output_dir = tmp_path_factory.mktemp("serve")
+    signing.generate_key_pair(output_dir / "private.pem", output_dir / "public.pem")
+    signing_key = signing.load_signing_key(str(output_dir / "private.pem"))
+    store = ModelStore(str(output_dir / "serving_models"), MODEL_NAME)
+    store.publish(str(exported_models[0]), {"data_span": 1}, signing_key=signing_key)
+    server = ServerProcess(output_dir, f"serving.verify_key_file={output_dir / 'public.pem'}",
+                           "serving.max_instances=8", "serving.max_text_chars=200", token=TOKEN)
+    try:
+        server.wait_until_live()
+        yield server, store, signing_key, output_dir
+    finally:
+        server.stop()
+
+
+def v1_predict(server, instances, headers=AUTH):
+    return requests.post(f"{server.url}/v1/models/{MODEL_NAME}:predict",
+                         json={"instances": instances}, headers=headers, timeout=30)
+
+
+def wait_for_version(server, number, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if v1_predict(server, ["probe"]).json().get("model_version") == str(number):
+            return time.monotonic()
+        time.sleep(0.05)
+    raise AssertionError(f"version {number} not served within {timeout} s:\n{server.log()}")
+
+
+def test_v1_predict_equals_the_saved_model(setup, exported_models):
+    server, store, _, _ = setup
+    response = v1_predict(server, SENTENCES)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == str(store.versions()[0].number)
+    expected_probabilities, expected_labels = predict_text(exported_models[0], SENTENCES)
+    np.testing.assert_allclose([row["probabilities"] for row in body["predictions"]],
+                               expected_probabilities, atol=1e-5)
+    assert [row["label"] for row in body["predictions"]] == expected_labels
+    assert [row["class_id"] for row in body["predictions"]] == list(
+        expected_probabilities.argmax(axis=1))
+
+
+def test_v2_infer_equals_the_saved_model(setup, exported_models):
+    server, _, _, _ = setup
+    response = requests.post(
+        f"{server.url}/v2/models/{MODEL_NAME}/infer", headers=AUTH, timeout=30,
+        json={"inputs": [{"name": "text", "shape": [len(SENTENCES)], "datatype": "BYTES",
+                          "data": SENTENCES}]})
+
+    assert response.status_code == 200, response.text
+    outputs = {output["name"]: output for output in response.json()["outputs"]}
+    expected_probabilities, expected_labels = predict_text(exported_models[0], SENTENCES)
+    assert outputs["probabilities"]["shape"] == list(expected_probabilities.shape)
+    np.testing.assert_allclose(
+        np.reshape(outputs["probabilities"]["data"], expected_probabilities.shape),
+        expected_probabilities, atol=1e-5)
+    assert outputs["label"]["data"] == expected_labels
+
+
+def test_health_is_open_and_everything_else_needs_the_token(setup):
+    server, _, _, _ = setup
+    assert requests.get(f"{server.url}/v2/health/live", timeout=5).status_code == 200
+    assert requests.get(f"{server.url}/v2/health/ready", timeout=5).status_code == 200
+    assert v1_predict(server, ["x"], headers={}).status_code == 401
+    wrong = v1_predict(server, ["x"], headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "bearer token" in wrong.json()["error"]
+    assert requests.get(f"{server.url}/v1/models/{MODEL_NAME}", timeout=5).status_code == 401
+    assert requests.get(f"{server.url}/v1/models/{MODEL_NAME}", headers=AUTH,
+                        timeout=5).json()["ready"] is True
+
+
+@pytest.mark.parametrize("body, message", [
+    (b'{"instances": ["unterminated', "Unrecognized request format"),
+    (b'{"instances": [1, 2]}', "must be a string"),
+    (b'{"instances": "just text"}', 'to be a list'),
+    (b'{"texts": ["x"]}', "expected a JSON object"),
+    (b'{"instances": []}', "no instances"),
+    (b'{"instances": ["' + b"long " * 50 + b'"]}', "limit is 200"),
+    (b'{"instances": [' + b",".join([b'"x"'] * 9) + b"]}", "limit is 8"),
+    (b'{"instances": ["' + b"x" * 200000 + b'"]}', "byte limit"),
+])
+def test_bad_v1_requests_get_400_with_the_reason(setup, body, message):
+    server, _, _, _ = setup
+    response = requests.post(f"{server.url}/v1/models/{MODEL_NAME}:predict", data=body,
+                             headers={**AUTH, "Content-Type": "application/json"}, timeout=30)
+    assert response.status_code == 400, response.text
+    assert message in response.text
+    assert v1_predict(server, ["still serving"]).status_code == 200
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"inputs": [{"name": "text", "shape": [1], "datatype": "FP32", "data": [1.0]}]}, "BYTES"),
+    ({"inputs": [{"name": "words", "shape": [1], "datatype": "BYTES", "data": ["x"]}]},
+     "unknown input"),
+    ({"inputs": "text"}, "malformed request"),
+    ({"no_inputs": []}, "malformed request"),
+])
+def test_bad_v2_requests_get_400_with_the_reason(setup, body, message):
+    server, _, _, _ = setup
+    response = requests.post(f"{server.url}/v2/models/{MODEL_NAME}/infer", json=body,
+                             headers=AUTH, timeout=30)
+    assert response.status_code == 400, response.text
+    assert message in response.text
+
+
+def test_a_pushed_version_is_served_within_the_poll_interval_with_no_failed_request(
+        setup, exported_models):
+    server, store, signing_key, _ = setup
+    failures, answered_by, stop = [], [], threading.Event()
+
+    def client_loop():
+        while not stop.is_set():
+            try:
+                response = v1_predict(server, SENTENCES[:2])
+                if response.status_code != 200:
+                    failures.append(response.text)
+                else:
+                    answered_by.append(response.json()["model_version"])
+            except requests.RequestException as error:
+                failures.append(repr(error))
+
+    clients = [threading.Thread(target=client_loop) for _ in range(4)]
+    for client in clients:
+        client.start()
+    time.sleep(1.0)
+    pushed_at = time.monotonic()
+    version = store.publish(str(exported_models[1]), {"data_span": 2}, signing_key=signing_key)
+    served_at = wait_for_version(server, version.number)
+    time.sleep(0.5)
+    stop.set()
+    for client in clients:
+        client.join()
+
+    assert failures == []
+    assert len(set(answered_by)) == 2 and answered_by[-1] == str(version.number)
+    # A poll, plus loading and warming up the new SavedModel.
+    assert served_at - pushed_at < POLL_SECONDS + 15
+    expected_probabilities, _ = predict_text(exported_models[1], SENTENCES[:2])
+    np.testing.assert_allclose(
+        [row["probabilities"] for row in v1_predict(server, SENTENCES[:2]).json()["predictions"]],
+        expected_probabilities, atol=1e-5)
+
+
+def test_rollback_serves_the_previous_version_again(setup):
+    server, store, _, output_dir = setup
+    first, second = [version.number for version in store.versions()]
+    rollback = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "models", "rollback", "--output-dir",
+         str(output_dir), "--set", f"model_name={MODEL_NAME}", "--reason", "bad in production"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+    assert rollback.returncode == 0, rollback.stderr
+    assert f"version {first} of {MODEL_NAME} serves again" in rollback.stdout
+    wait_for_version(server, first)
+    listing = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "models", "list", "--output-dir", str(output_dir),
+         "--set", f"model_name={MODEL_NAME}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert f"{second}\trejected\tyes" in listing and f"{first}\tserving\tyes" in listing
+
+
+def test_tampered_and_unsigned_versions_are_refused_and_the_last_good_keeps_serving(
+        setup, exported_models, tmp_path):
+    server, store, signing_key, _ = setup
+    serving_now = store.serving_candidates()[0].number
+    # Tampered after signing: published elsewhere, one byte changed, then moved in.
+    side_store = ModelStore(str(tmp_path / "side"), MODEL_NAME)
+    tampered = side_store.publish(str(exported_models[1]), {}, signing_key=signing_key)
+    weights = next((tampered_path for tampered_path in
+                    (tmp_path / "side" / MODEL_NAME / str(tampered.number) / "variables").glob(
+                        "variables.data-*")))
+    content = bytearray(weights.read_bytes())
+    content[len(content) // 2] ^= 0x01
+    weights.write_bytes(bytes(content))
+    tampered_number = store.versions()[-1].number + 1
+    shutil.move(tampered.path, f"{store.model_dir}/{tampered_number}")
+    unsigned = store.publish(str(exported_models[1]), {})
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and f"refusing version {unsigned.number}" not in server.log():
+        time.sleep(0.2)
+    log = server.log()
+    assert f"refusing version {unsigned.number} of {MODEL_NAME}: version {unsigned.number} is " \
+           "not signed" in log
+    assert f"refusing version {tampered_number} of {MODEL_NAME}: version {tampered_number}: " \
+           "1 file(s) differ" in log
+    assert v1_predict(server, ["x"]).json()["model_version"] == str(serving_now)
