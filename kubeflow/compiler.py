@@ -95,7 +95,7 @@ def compile_pipeline(config: PipelineConfig, output_path: Optional[str] = None) 
     root = config.kubeflow.pipeline_root.rstrip("/")
     placement = Placement(
         pipeline_root=root,
-        serving_dir=config.kubeflow.serving_root.rstrip("/") or f"{root}/serving_models",
+        serving_dir=config.cluster_serving_dir,
         beam_pipeline_args=list(config.kubeflow.beam_pipeline_args),
         input_base=tfx.dsl.experimental.RuntimeParameter(
             name=DATA_PATH_PARAMETER, ptype=str, default=cluster_config.data.path),

@@ -107,15 +107,20 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("list", parents=[options], help="list the experiment's recurring runs")
     delete = actions.add_parser("delete", parents=[options], help="delete a recurring run")
     delete.add_argument("name")
-    serve = commands.add_parser("serve", parents=[options],
+    cluster_store = argparse.ArgumentParser(add_help=False)
+    cluster_store.add_argument("--kubeflow", action="store_true",
+                               help="the store a Kubeflow run pushes to (kubeflow.serving_root) "
+                                    "instead of the local one under --output-dir")
+    serve = commands.add_parser("serve", parents=[options, cluster_store],
                                 help="serve the newest good version over HTTP (KServe V1 and V2)")
     serve.add_argument("--host", help="interface to listen on (serving.host)")
     serve.add_argument("--port", help="port (serving.port)")
     models = commands.add_parser("models", help="the versioned serving store")
     model_actions = models.add_subparsers(dest="action", required=True)
-    model_actions.add_parser("list", parents=[options], help="every version, newest first")
+    model_actions.add_parser("list", parents=[options, cluster_store],
+                             help="every version, newest first")
     rollback = model_actions.add_parser(
-        "rollback", parents=[options],
+        "rollback", parents=[options, cluster_store],
         help="serve the previous good version (or --to VERSION); newer ones are marked rejected")
     rollback.add_argument("--to", type=int, help="the version to serve again")
     rollback.add_argument("--reason", default="rolled back by hand", help="kept in the history")
@@ -309,6 +314,18 @@ def _retrain_on_kubeflow(config: PipelineConfig, args: argparse.Namespace) -> in
     return decision.run_result if decision.started else _nothing_new(decision)
 
 
+def _serving_command(config: PipelineConfig, args: argparse.Namespace) -> int:
+    """serve and models, on the local store or (--kubeflow) the one a cluster's runs push to."""
+    try:
+        store_root = config.cluster_serving_dir if args.kubeflow else config.serving_dir
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.command == "serve":
+        return serving_commands.serve(config, store_root)
+    return serving_commands.models(config, store_root, args)
+
+
 _KUBEFLOW_ACTIONS = {"compile": _compile, "submit": _submit, "schedule": _schedule,
                      "retrain": _retrain_on_kubeflow}
 
@@ -322,12 +339,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.command in ("serve", "models"):
+        return _serving_command(config, args)
     if args.command in _KUBEFLOW_COMMANDS or getattr(args, "kubeflow", False):
         return _kubeflow_command(config, args)
-    if args.command == "serve":
-        return serving_commands.serve(config)
-    if args.command == "models":
-        return serving_commands.models(config, args)
     return _run(config, retrain_only=args.command == "retrain")
 
 

@@ -252,6 +252,15 @@ class PipelineConfig:
         return str(pathlib.Path(self.output_dir, "serving_models").resolve())
 
     @property
+    def cluster_serving_dir(self) -> str:
+        """The store a Kubeflow run's Pusher writes: kubeflow.serving_root or under the root."""
+        if not (self.kubeflow.serving_root or self.kubeflow.pipeline_root):
+            raise ConfigError("kubeflow.serving_root and kubeflow.pipeline_root are both empty: "
+                              "set them (e.g. --config kubeflow/pipeline.yaml)")
+        root = self.kubeflow.pipeline_root.rstrip("/")
+        return self.kubeflow.serving_root.rstrip("/") or f"{root}/serving_models"
+
+    @property
     def log_dir(self) -> str:
         return str(pathlib.Path(self.output_dir, "logs").resolve())
 

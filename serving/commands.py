@@ -10,8 +10,8 @@ import sys
 from pipeline.config import PipelineConfig
 
 
-def serve(config: PipelineConfig) -> int:
-    """Runs the model server until SIGINT/SIGTERM."""
+def serve(config: PipelineConfig, store_root: str) -> int:
+    """Runs the model server over `store_root` until SIGINT/SIGTERM."""
     # pylint: disable=import-outside-toplevel
     from serving import server
     from serving.signing import KeyFileError
@@ -19,20 +19,20 @@ def serve(config: PipelineConfig) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        server.serve(config.serving_dir, config.model_name, config.serving)
+        server.serve(store_root, config.model_name, config.serving)
     except KeyFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
 
 
-def models(config: PipelineConfig, args: argparse.Namespace) -> int:
-    """Lists the store's versions, or rolls back; one line of error on failure."""
+def models(config: PipelineConfig, store_root: str, args: argparse.Namespace) -> int:
+    """Lists the versions in `store_root`, or rolls back; one line of error on failure."""
     # pylint: disable=import-outside-toplevel
     from serving.signing import KeyFileError, load_verify_key
     from serving.store import ModelStore, StoreError
 
-    store = ModelStore(config.serving_dir, config.model_name)
+    store = ModelStore(store_root, config.model_name)
     try:
         verify_key = load_verify_key(config.serving.verify_key_file)
         if args.action == "list":

@@ -24,6 +24,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
+# Registers the WordPiece, case-folding and normalisation ops that fine-tuned models' transform
+# graphs call; loading such a SavedModel fails without them.
+import tensorflow_text  # noqa: F401  pylint: disable=unused-import
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,11 +44,11 @@ from modules.export import TEXT_INPUT_NAMES
 from pipeline.config import ServingConfig
 from serving import signing
 from serving.batching import MicroBatcher
-from serving.store import ModelStore, Version, VersionRefused, verify_version
+from serving.store import ModelStore, Version, verify_version
 
 TOKEN_ENV = "TEXTCLF_SERVING_TOKEN"
 # Probes must work without the token: Kubernetes does not send one.
-_OPEN_PATHS = ("/", "/v2/health/live", "/v2/health/ready")
+OPEN_PATHS = ("/", "/v2/health/live", "/v2/health/ready")
 
 logger = logging.getLogger("textclf.serving")
 
@@ -89,7 +92,9 @@ class TextClassifier(Model):
             try:
                 verify_version(candidate, self.verify_key)
                 loaded = _load(candidate)
-            except (VersionRefused, OSError, ValueError, tf.errors.OpError) as error:
+            except Exception as error:  # pylint: disable=broad-except
+                # Whatever breaks a candidate (a refused signature, a graph that does not load,
+                # a warm-up call that fails), the version in service keeps serving.
                 self._refused.add(candidate.number)
                 logger.error("refusing version %d of %s: %s; still serving %s", candidate.number,
                              self.name, error,
@@ -222,7 +227,7 @@ def build_app(model: TextClassifier, token: Optional[str]) -> FastAPI:
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        if token and request.url.path not in _OPEN_PATHS:
+        if token and request.url.path not in OPEN_PATHS:
             scheme, _, presented = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(presented, token):
                 return JSONResponse({"error": "missing or wrong bearer token: send "

@@ -91,3 +91,28 @@ def test_kserve_serves_the_store_the_pusher_writes():
     assert model["modelFormat"]["name"] == "tensorflow"
     assert model["storageUri"] == f"{config.kubeflow.serving_root}/{config.model_name}"
 
+
+
+def test_the_textclf_predictor_serves_the_cluster_store_with_the_real_cli_arguments():
+    from pipeline import cli  # pylint: disable=import-outside-toplevel
+
+    service = yaml.safe_load((MANIFESTS / "inference_service_textclf.yaml").read_text())
+    [container] = service["spec"]["predictor"]["containers"]
+    args = cli._parser().parse_args(container["args"])  # pylint: disable=protected-access
+    assert (args.command, args.kubeflow, args.host, args.port) == ("serve", True, "0.0.0.0",
+                                                                   "8080")
+    # The config named is the repository's, at its path inside the image.
+    config_path = pathlib.PurePosixPath(args.config)
+    assert config_path.is_relative_to(IMAGE_PROJECT_DIR)
+    local_config = REPO_ROOT / config_path.relative_to(IMAGE_PROJECT_DIR)
+    assert local_config == CLUSTER_CONFIG
+    args.config = str(local_config)
+    config = cli.load_config(args)
+    assert config.cluster_serving_dir == config.kubeflow.serving_root  # where the Pusher writes
+    # The probes are the paths the server leaves open without the token.
+    from serving.server import OPEN_PATHS, TOKEN_ENV  # pylint: disable=import-outside-toplevel
+    assert {container["readinessProbe"]["httpGet"]["path"],
+            container["livenessProbe"]["httpGet"]["path"]} <= set(OPEN_PATHS)
+    assert [variable["name"] for variable in container["env"]] == [TOKEN_ENV]
+    mount = container["volumeMounts"][0]["mountPath"]
+    assert config.serving.verify_key_file.startswith(mount + "/")

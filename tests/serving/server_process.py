@@ -23,13 +23,14 @@ def free_port() -> int:
 class ServerProcess:
     """`textclf serve` in a subprocess on 127.0.0.1, its log in a file."""
 
-    def __init__(self, output_dir: pathlib.Path, *overrides: str, token: str = ""):
+    def __init__(self, output_dir: pathlib.Path, *overrides: str, token: str = "",
+                 model_name: str = MODEL_NAME):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = output_dir / f"server-{self.port}.log"
         environment = {**os.environ, "TEXTCLF_SERVING_TOKEN": token}
         command = [sys.executable, "-m", "pipeline.cli", "serve", "--output-dir", str(output_dir),
-                   "--set", f"model_name={MODEL_NAME}", "--port", str(self.port),
+                   "--set", f"model_name={model_name}", "--port", str(self.port),
                    "--set", "serving.poll_seconds=0.5", *[
                        part for override in overrides for part in ("--set", override)]]
         self._log = self.log_path.open("w")

@@ -5,6 +5,7 @@ The tests share one server over one store and run in file order: v1 is served, v
 under load, a rollback brings v1 back, then a tampered and an unsigned version are refused.
 """
 
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -227,3 +228,37 @@ def test_tampered_and_unsigned_versions_are_refused_and_the_last_good_keeps_serv
     assert f"refusing version {tampered_number} of {MODEL_NAME}: version {tampered_number}: " \
            "1 file(s) differ" in log
     assert v1_predict(server, ["x"]).json()["model_version"] == str(serving_now)
+
+
+def test_a_signed_version_that_does_not_load_is_refused_and_the_last_good_keeps_serving(
+        setup, tmp_path):
+    server, store, signing_key, _ = setup
+    serving_now = v1_predict(server, ["x"]).json()["model_version"]
+    broken = tmp_path / "broken"
+    (broken / "variables").mkdir(parents=True)
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    version = store.publish(str(broken), {}, signing_key=signing_key)
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and f"refusing version {version.number}" not in server.log():
+        time.sleep(0.2)
+    assert f"refusing version {version.number} of {MODEL_NAME}" in server.log()
+    assert v1_predict(server, ["x"]).json()["model_version"] == serving_now
+
+
+def test_a_fine_tuned_wordpiece_model_is_served_like_its_saved_model(pretrained_run):
+    """The pipeline's fine-tuned MiniLM: its transform graph needs tensorflow_text's ops."""
+    config, outcome = pretrained_run
+    server = ServerProcess(pathlib.Path(config.output_dir), model_name=config.model_name)
+    try:
+        server.wait_until_live()
+        response = requests.post(f"{server.url}/v1/models/{config.model_name}:predict",
+                                 json={"instances": SENTENCES}, timeout=60)
+    finally:
+        server.stop()
+    assert response.status_code == 200, server.log()
+    expected_probabilities, expected_labels = predict_text(outcome.pushed_model_dir, SENTENCES)
+    predictions = response.json()["predictions"]
+    np.testing.assert_allclose([row["probabilities"] for row in predictions],
+                               expected_probabilities, atol=1e-5)
+    assert [row["label"] for row in predictions] == expected_labels
