@@ -1,8 +1,11 @@
-"""Groups concurrent requests into one model call, as TF Serving's batching does.
+"""Groups concurrent requests into model calls, as TF Serving's batching does.
 
-A transformer's forward pass costs little more for 16 texts than for 1 on a CPU, while one call
-per request leaves clients queueing behind each other. Requests wait at most `max_wait_seconds`
-for company; a call never holds more than `max_batch_size` items unless one request alone does.
+A transformer's forward pass costs far less per text for 16 texts than for 1 on a CPU, while
+one call per request leaves clients queueing behind each other. Requests wait at most
+`max_wait_seconds` for company; a call never holds more than `max_batch_size` items unless one
+request alone does. Up to `max_concurrent_batches` calls run at once (TF Serving's
+`num_batch_threads`): the next batch forms only when one finishes, so under load it takes every
+request that queued meanwhile, and the CPU is not idle while a batch waits for company.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from typing import Any, Callable, Generic, Optional, Sequence, TypeVar
 Item = TypeVar("Item")
 # `run_batch(items)` returns one result per item, and a tag shared by the whole call (the model
 # version that answered).
+BatchFunction = Callable[[Sequence[Any]], tuple[list[Any], Any]]
 # How often a forming batch looks for more requests while it waits.
 _POLL_SECONDS = 0.0005
-BatchFunction = Callable[[Sequence[Any]], tuple[list[Any], Any]]
 
 
 @dataclasses.dataclass
@@ -26,14 +29,17 @@ class _Request(Generic[Item]):
 
 
 class MicroBatcher:
-    """Runs `run_batch` in a worker thread on the items of as many waiting requests as fit."""
+    """Runs `run_batch` in worker threads on the items of as many waiting requests as fit."""
 
-    def __init__(self, run_batch: BatchFunction, max_batch_size: int, max_wait_seconds: float):
+    def __init__(self, run_batch: BatchFunction, max_batch_size: int, max_wait_seconds: float,
+                 max_concurrent_batches: int = 1):
         self._run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait_seconds = max_wait_seconds
+        self.max_concurrent_batches = max_concurrent_batches
         self._queue: Optional[asyncio.Queue] = None
         self._worker: Optional[asyncio.Task] = None
+        self._running: set[asyncio.Task] = set()
 
     async def submit(self, items: Sequence[Any]) -> tuple[list[Any], Any]:
         """The results for `items` and the call's tag, once the batch holding them has run."""
@@ -48,38 +54,51 @@ class MicroBatcher:
         return await request.answer
 
     async def _batch_loop(self) -> None:
-        loop = asyncio.get_running_loop()
+        free_slots = asyncio.Semaphore(self.max_concurrent_batches)
         carried: Optional[_Request] = None
         while True:
-            batch = [carried or await self._queue.get()]
-            carried = None
-            size = len(batch[0].items)
-            deadline = loop.time() + self.max_wait_seconds
-            # Polled rather than `wait_for(queue.get())`: on Python 3.10 a timeout racing a get
-            # can drop the dequeued request, which would then never be answered.
-            while True:
-                while size < self.max_batch_size and not self._queue.empty():
-                    request = self._queue.get_nowait()
-                    if size + len(request.items) > self.max_batch_size:
-                        carried = request
-                        break
-                    batch.append(request)
-                    size += len(request.items)
-                if carried or size >= self.max_batch_size or loop.time() >= deadline:
-                    break
-                await asyncio.sleep(min(deadline - loop.time(), _POLL_SECONDS))
-            items = [item for request in batch for item in request.items]
-            try:
-                results, tag = await loop.run_in_executor(None, self._run_batch, items)
-            except Exception as error:  # pylint: disable=broad-except
-                # The callers see the error; the loop keeps serving later requests.
-                for request in batch:
-                    if not request.answer.done():
-                        request.answer.set_exception(error)
-                continue
-            start = 0
+            await free_slots.acquire()
+            batch, carried = await self._next_batch(carried)
+            task = asyncio.get_running_loop().create_task(self._answer(batch))
+            # Kept referenced until done: the event loop holds tasks only weakly.
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            task.add_done_callback(lambda _: free_slots.release())
+
+    async def _next_batch(self, carried: Optional[_Request]
+                          ) -> tuple[list[_Request], Optional[_Request]]:
+        """The requests of one call, and a request that did not fit (it starts the next)."""
+        loop = asyncio.get_running_loop()
+        batch = [carried or await self._queue.get()]
+        size = len(batch[0].items)
+        deadline = loop.time() + self.max_wait_seconds
+        # Polled rather than `wait_for(queue.get())`: on Python 3.10 a timeout racing a get can
+        # drop the dequeued request, which would then never be answered.
+        while True:
+            while size < self.max_batch_size and not self._queue.empty():
+                request = self._queue.get_nowait()
+                if size + len(request.items) > self.max_batch_size:
+                    return batch, request
+                batch.append(request)
+                size += len(request.items)
+            if size >= self.max_batch_size or loop.time() >= deadline:
+                return batch, None
+            await asyncio.sleep(min(deadline - loop.time(), _POLL_SECONDS))
+
+    async def _answer(self, batch: list[_Request]) -> None:
+        items = [item for request in batch for item in request.items]
+        try:
+            results, tag = await asyncio.get_running_loop().run_in_executor(
+                None, self._run_batch, items)
+        except Exception as error:  # pylint: disable=broad-except
+            # The callers see the error; the loop keeps serving later requests.
             for request in batch:
-                # A request whose client went away was cancelled: nobody waits for its answer.
                 if not request.answer.done():
-                    request.answer.set_result((results[start:start + len(request.items)], tag))
-                start += len(request.items)
+                    request.answer.set_exception(error)
+            return
+        start = 0
+        for request in batch:
+            # A request whose client went away was cancelled: nobody waits for its answer.
+            if not request.answer.done():
+                request.answer.set_result((results[start:start + len(request.items)], tag))
+            start += len(request.items)

@@ -76,7 +76,8 @@ class TextClassifier(Model):
         self.loaded: Optional[LoadedVersion] = None
         self._refused: set[int] = set()
         self._batcher = MicroBatcher(self._predict_batch, settings.max_batch_size,
-                                     settings.max_batch_wait_ms / 1000)
+                                     settings.max_batch_wait_ms / 1000,
+                                     settings.max_concurrent_batches)
 
     def load(self) -> bool:
         self.refresh()
@@ -270,7 +271,8 @@ def serve(store_root: str, model_name: str, settings: ServingConfig) -> None:
     token = os.environ.get(TOKEN_ENV) or None
     logger.info("serving %s from %s on http://%s:%d (batching %s, auth %s, signatures %s)",
                 model_name, model.store.model_dir, settings.host, settings.port,
-                f"up to {settings.max_batch_size} texts / {settings.max_batch_wait_ms} ms"
+                f"up to {settings.max_batch_size} texts / {settings.max_batch_wait_ms} ms, "
+                f"{settings.max_concurrent_batches} at once"
                 if settings.max_batch_size > 1 else "off",
                 "on" if token else "off", "required" if verify_key else "not required")
     uvicorn.run(build_app(model, token), host=settings.host, port=settings.port,

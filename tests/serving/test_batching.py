@@ -66,3 +66,36 @@ def test_a_failing_call_fails_its_requests_and_later_ones_still_run():
         return await batcher.submit(["b"])
 
     assert asyncio.run(scenario()) == (["b"], "ok")
+
+
+def test_up_to_max_concurrent_batches_run_at_once_and_the_next_takes_what_queued():
+    spans, lock = [], threading.Lock()
+
+    def slow(items):
+        started = time.monotonic()
+        time.sleep(0.2)
+        with lock:
+            spans.append((started, time.monotonic(), list(items)))
+        return [item * 2 for item in items], None
+
+    async def scenario(concurrent):
+        batcher = MicroBatcher(slow, max_batch_size=4, max_wait_seconds=0.0,
+                               max_concurrent_batches=concurrent)
+        # Three items each: two requests that cannot share a call of at most four.
+        first = [asyncio.ensure_future(batcher.submit([index] * 3)) for index in range(2)]
+        await asyncio.sleep(0.05)
+        later = [asyncio.ensure_future(batcher.submit([index])) for index in range(2, 6)]
+        return await asyncio.gather(*first, *later)
+
+    answers = asyncio.run(scenario(concurrent=2))
+    assert [results for results, _ in answers] == [[0, 0, 0], [2, 2, 2]] + [
+        [2 * index] for index in range(2, 6)]
+    # The first two requests ran side by side; the four that queued meanwhile became one call.
+    first, second = sorted(spans)[:2]
+    assert second[0] < first[1]
+    assert [len(items) for _, _, items in sorted(spans)] == [3, 3, 4]
+
+    spans.clear()
+    asyncio.run(scenario(concurrent=1))
+    ordered = sorted(spans)
+    assert all(earlier[1] <= later[0] for earlier, later in zip(ordered, ordered[1:]))
