@@ -6,9 +6,21 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup run test bench bench-torch-venv lock pretrained image clean
+.PHONY: setup browser run test bench bench-torch-venv lock pretrained image clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed browser
+
+# Headless Chromium renders the run report in its test (and `python -m reporting.screenshot`).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	  || command -v google-chrome >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the report's browser test"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+	      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "warning: no Chromium; the report's browser test needs it (sudo apt-get install chromium)"; \
+	  fi; }
 
 $(VENV)/.installed: requirements.lock setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 10) else "need Python 3.10 for TFX 1.16, got " + sys.version.split()[0] + ": install it with pyenv (see .python-version)")'
@@ -26,8 +38,11 @@ test: setup
 
 # Benchmarks write JSON under benchmarks/results/ (committed). The SST-2 fine-tuning subset run
 # takes about half an hour on 2 cores; drop --train-rows for all 67,349 training sentences.
-bench: setup bench-torch-venv
+bench: setup bench-torch-venv pretrained
 	$(BIN)/python benchmarks/padding_trim.py
+	$(BIN)/python benchmarks/serving_load.py
+	$(BIN)/python benchmarks/serving_load.py --pretrained $$($(BIN)/python -m pipeline.offline_checkpoint) \
+	  --train-steps 50 --result benchmarks/results/serving_load_minilm.json
 	$(BIN)/python benchmarks/pipeline_run.py
 	$(BIN)/python benchmarks/trainer_throughput.py
 	$(BIN)/python benchmarks/sst2_finetune.py --train-rows 32000

@@ -1,0 +1,212 @@
+"""Load test of `textclf serve` on loopback: batching on vs off, and the server's overhead.
+
+Usage: python benchmarks/serving_load.py [--model-dir DIR | --pretrained CHECKPOINT] [--clients 16]
+       [--requests 2000] [--max-seconds 120] [--result FILE]   (or `make bench`); writes
+       benchmarks/results/serving_load.json unless --result says otherwise.
+
+Without --model-dir it first runs the default pipeline on the default data (trained for
+--train-steps; fine-tuning --pretrained when given) and serves what it pushed. Each load arm sends a fixed number of one-sentence V1
+requests from N concurrent clients and stops at that count or after --max-seconds, whichever
+comes first. The in-process baseline calls the same SavedModel's `predict_text` directly on the
+same batches, in this process, one call at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import requests  # noqa: E402
+
+from benchmarks.machine import machine_description  # noqa: E402
+from pipeline.config import ServingConfig  # noqa: E402
+from serving.store import ModelStore  # noqa: E402
+from tests.serving.server_process import MODEL_NAME, ServerProcess  # noqa: E402
+
+RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "serving_load.json"
+# The batching arm serves with the default settings; the other turns batching off.
+BATCHING = ServingConfig()
+SENTENCES = [
+    "The battery lasts all day and the screen is bright and sharp. Great value.",
+    "Avoid. The zipper jammed on day one and the return process was a hassle.",
+    "Arrived late, but the quality is better than I expected for the price.",
+    "Not worth it: the sound is tinny and the app keeps crashing.",
+]
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _latency_summary(latencies: list[float]) -> dict:
+    return {"p50_ms": round(1000 * _percentile(latencies, 0.50), 2),
+            "p99_ms": round(1000 * _percentile(latencies, 0.99), 2),
+            "mean_ms": round(1000 * statistics.fmean(latencies), 2)}
+
+
+def load_arm(url: str, clients: int, total_requests: int, max_seconds: float) -> dict:
+    """`total_requests` one-sentence requests from `clients` threads, bounded by `max_seconds`."""
+    latencies, errors, lock = [], [], threading.Lock()
+    remaining = [total_requests]
+    deadline = time.monotonic() + max_seconds
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        sent = 0
+        while time.monotonic() < deadline:
+            with lock:
+                if remaining[0] == 0:
+                    return
+                remaining[0] -= 1
+            sentence = SENTENCES[(index + sent) % len(SENTENCES)]
+            sent += 1
+            started = time.monotonic()
+            try:
+                response = session.post(f"{url}/v1/models/{MODEL_NAME}:predict",
+                                        json={"instances": [sentence]}, timeout=30)
+                ok = response.status_code == 200
+            except requests.RequestException:
+                ok = False
+            with lock:
+                (latencies if ok else errors).append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.monotonic() - started
+    return {"requests": len(latencies) + len(errors), "errors": len(errors),
+            "seconds": round(seconds, 2), "qps": round(len(latencies) / seconds, 1),
+            **_latency_summary(latencies)}
+
+
+def sequential_latencies(call, repeats: int) -> list[float]:
+    latencies = []
+    for _ in range(repeats):
+        started = time.monotonic()
+        call()
+        latencies.append(time.monotonic() - started)
+    return latencies
+
+
+def overhead(url: str, model_dir: str, batch_sizes: list[int], repeats: int) -> dict:
+    """One client, one request at a time, vs `predict_text` called in this process."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    predict_text = tf.saved_model.load(model_dir).signatures["predict_text"]
+    session = requests.Session()
+    result = {}
+    for batch_size in batch_sizes:
+        batch = [SENTENCES[index % len(SENTENCES)] for index in range(batch_size)]
+        texts = tf.constant(batch)
+        predict_text(text=texts)  # trace once, outside the timing
+        direct = sequential_latencies(lambda: predict_text(text=texts), repeats)
+
+        def over_http():
+            response = session.post(f"{url}/v1/models/{MODEL_NAME}:predict",
+                                    json={"instances": batch}, timeout=30)
+            response.raise_for_status()
+
+        over_http()
+        served = sequential_latencies(over_http, repeats)
+        result[f"batch_{batch_size}"] = {
+            "direct_p50_ms": round(1000 * statistics.median(direct), 2),
+            "server_p50_ms": round(1000 * statistics.median(served), 2),
+            "overhead_ms": round(1000 * (statistics.median(served) - statistics.median(direct)),
+                                 2),
+            "server_to_direct_ratio": round(statistics.median(served) / statistics.median(direct),
+                                            2)}
+    return result
+
+
+def pushed_model_of_default_pipeline(output_dir: str, train_steps: int, pretrained: str) -> str:
+    # pylint: disable=import-outside-toplevel
+    from pipeline.config import PipelineConfig
+    from pipeline.local_runner import run_local
+
+    overrides = [f"data.path={REPO_ROOT / 'data' / 'reviews'}", f"output_dir={output_dir}/pipeline",
+                 f"training.train_steps={train_steps}"]
+    if pretrained:
+        overrides += [f"model.pretrained={pretrained}", "training.epochs=1",
+                      "training.learning_rate=5e-5"]
+    config = PipelineConfig.load(None, overrides)
+    outcome = run_local(config)
+    if not outcome.pushed_model_dir:
+        raise SystemExit("the default pipeline pushed nothing; pass --model-dir")
+    return outcome.pushed_model_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model-dir", help="a SavedModel with predict_text (default: train one)")
+    parser.add_argument("--pretrained", default="",
+                        help="fine-tune this checkpoint when training (default: from scratch)")
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--max-seconds", type=float, default=120)
+    parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--result", default=str(RESULT_PATH), help="'' to skip writing")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        model_dir = args.model_dir or pushed_model_of_default_pipeline(
+            output_dir, args.train_steps, args.pretrained)
+        ModelStore(f"{output_dir}/serving_models", MODEL_NAME).publish(model_dir, {})
+        arms = {}
+        for arm, batch_size in (("batching_off", 1), ("batching_on", BATCHING.max_batch_size)):
+            server = ServerProcess(pathlib.Path(output_dir),
+                                   f"serving.max_batch_size={batch_size}")
+            try:
+                server.wait_until_live()
+                load_arm(server.url, args.clients, 50, args.max_seconds)  # warm-up
+                arms[arm] = load_arm(server.url, args.clients, args.requests, args.max_seconds)
+                if arm == "batching_on":
+                    arms["overhead"] = overhead(server.url, model_dir, [1, 32], args.repeats)
+            finally:
+                server.stop()
+            print(arm, arms[arm], flush=True)
+    result = {
+        "benchmark": "textclf serve on 127.0.0.1: one-sentence V1 requests from concurrent "
+                     "clients, batching on vs off; server vs predict_text in-process",
+        "command": "python " + " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_description(),
+        "setup": {"model": args.model_dir or (
+                      f"{args.pretrained} fine-tuned {args.train_steps} steps on the default data"
+                      if args.pretrained else "default pipeline model (BERT 2x128 from scratch)"),
+                  "clients": args.clients, "requests_per_arm": args.requests,
+                  "max_seconds_per_arm": args.max_seconds,
+                  "batching_on": {"max_batch_size": BATCHING.max_batch_size,
+                                  "max_batch_wait_ms": BATCHING.max_batch_wait_ms,
+                                  "max_concurrent_batches": BATCHING.max_concurrent_batches},
+                  "note": "clients run on the same 2 cores as the server"},
+        "batching_off": arms["batching_off"],
+        "batching_on": arms["batching_on"],
+        "qps_batching_on_to_off": round(arms["batching_on"]["qps"]
+                                        / arms["batching_off"]["qps"], 2),
+        "overhead_vs_in_process": arms["overhead"],
+    }
+    print(json.dumps(result, indent=2))
+    if args.result:
+        pathlib.Path(args.result).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(args.result).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
