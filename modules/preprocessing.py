@@ -38,7 +38,12 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     texts = [_as_string_vector(inputs[column]) for column in data.text_columns]
     if custom_config.get("checkpoint"):
         checkpoint = Checkpoint.from_dict(custom_config["checkpoint"])
-        segments = wordpiece_ids(texts, checkpoint)
+        # Created outside the traced function and tracked, so its vocabulary table is initialised
+        # once per loaded graph, not on every batch, and `vocab.txt` becomes an asset of the
+        # transform graph (the served model carries it).
+        tokenizer = tft.make_and_track_object(lambda: wordpiece_tokenizer(checkpoint),
+                                              name="wordpiece_tokenizer")
+        segments = wordpiece_ids(texts, checkpoint, tokenizer)
         special_ids = SpecialIds(checkpoint.cls_id, checkpoint.sep_id, checkpoint.pad_id)
     else:
         segments = word_ids(texts, model.max_vocab_size, model.min_word_frequency)
@@ -64,20 +69,19 @@ class SpecialIds(NamedTuple):
     pad_id: int
 
 
-def wordpiece_ids(texts: Sequence[tf.Tensor], checkpoint: Checkpoint) -> list[tf.RaggedTensor]:
+def wordpiece_tokenizer(checkpoint: Checkpoint) -> tf_text.BertTokenizer:
+    """The checkpoint's WordPiece over its `vocab.txt`; `wordpiece_ids` does the case folding."""
+    return tf_text.BertTokenizer(vocab_lookup_table=checkpoint.vocab_path, token_out_type=tf.int64,
+                                 unknown_token=checkpoint.unk_token, lower_case=False)
+
+
+def wordpiece_ids(texts: Sequence[tf.Tensor], checkpoint: Checkpoint,
+                  tokenizer: tf_text.BertTokenizer) -> list[tf.RaggedTensor]:
     """WordPiece ids of each [batch] text column, as the checkpoint's own tokenizer makes them.
 
     Lower-casing and accent stripping follow the checkpoint's tokenizer config (Hugging Face's
     BERT tokenizer strips accents whenever it lower-cases unless `strip_accents` says otherwise).
-    The tokenizer is created outside the traced function and tracked, so its vocabulary table is
-    initialised once per loaded graph, not on every batch, and `vocab.txt` becomes an asset of
-    the transform graph (the served model carries it).
     """
-    tokenizer = tft.make_and_track_object(
-        lambda: tf_text.BertTokenizer(
-            vocab_lookup_table=checkpoint.vocab_path, token_out_type=tf.int64,
-            unknown_token=checkpoint.unk_token, lower_case=False),
-        name="wordpiece_tokenizer")
     segments = []
     for text in texts:
         # As Hugging Face's `_clean_text`: drop control and format characters and U+FFFD.
@@ -106,10 +110,15 @@ def word_ids(texts: Sequence[tf.Tensor], max_vocab_size: int,
             for column in words]
 
 
+def special_token_count(segment_count: int) -> int:
+    """[CLS] plus one [SEP] per segment: the tokens a row holds besides its texts' own."""
+    return 1 + segment_count
+
+
 def pack_segments(segments: Sequence[tf.RaggedTensor], max_seq_length: int,
                   special_ids: SpecialIds) -> dict[str, tf.Tensor]:
     """Builds [CLS] a [SEP] (b [SEP]) rows of `max_seq_length` with mask and segment ids."""
-    budget = max_seq_length - 1 - len(segments)
+    budget = max_seq_length - special_token_count(len(segments))
     kept = _longest_first_lengths([segment.row_lengths() for segment in segments], budget)
     trimmed = [tf.ragged.boolean_mask(segment, tf.ragged.range(segment.row_lengths()) <
                                       tf.expand_dims(keep, 1))

@@ -40,6 +40,7 @@ class Checkpoint:
     cls_id: int
     sep_id: int
     pad_id: int
+    unk_id: int
     vocab_size: int
     # SHA-256 of the files the run reads: replacing the checkpoint invalidates cached executions.
     fingerprint: str
@@ -102,7 +103,7 @@ def resolve_checkpoint(name: str, max_seq_length: int) -> Checkpoint:
         strip_accents=lower_case if strip_accents is None else bool(strip_accents),
         cls_token=tokens["cls"], sep_token=tokens["sep"], pad_token=tokens["pad"],
         unk_token=tokens["unk"], cls_id=ids[tokens["cls"]], sep_id=ids[tokens["sep"]],
-        pad_id=ids[tokens["pad"]], vocab_size=len(vocabulary),
+        pad_id=ids[tokens["pad"]], unk_id=ids[tokens["unk"]], vocab_size=len(vocabulary),
         fingerprint=_fingerprint([path / "config.json", vocab_path, *weights,
                                   path / "tokenizer_config.json"]))
 

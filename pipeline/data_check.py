@@ -113,40 +113,70 @@ def _locate(data: DataConfig) -> tuple[str, dict[str, str]]:
 
 def _read_file(path: str, data: DataConfig,
                required: list[str]) -> tuple[list[str], set[str], int]:
+    # A field over the limit raises csv.Error at the line that holds it.
+    default_field_limit = csv.field_size_limit(data.max_text_chars)
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle, delimiter=data.delimiter)
-            header = next(reader, None)
-            if not header or not any(header):
-                raise InputDataError(f"{path} is empty: it needs a header line and at least one row")
-            missing = [column for column in required if column not in header]
-            if missing:
-                hint = (f" (the header has one column: is the delimiter {data.delimiter!r} right?)"
-                        if len(header) == 1 else "")
-                raise InputDataError(
-                    f"{path} has no column {', '.join(repr(column) for column in missing)}; its "
-                    f"columns are {header}{hint}: set --text-column/--label-column/--slice-columns "
-                    "to match the file")
-            label_index = header.index(data.label_column)
-            labels: set[str] = set()
-            rows = 0
-            for line_number, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                if label_index >= len(row) or not row[label_index].strip():
-                    raise InputDataError(
-                        f"{path} line {line_number}: column {data.label_column!r} is empty; every "
-                        "row needs a label")
-                label = row[label_index].strip()
-                if data.label_values and label not in data.label_values:
-                    raise InputDataError(
-                        f"{path} line {line_number}: label {label!r} is not one of "
-                        f"data.label_values {data.label_values}: fix the row or add the value")
-                labels.add(label)
-                rows += 1
+        return _read_rows(path, data, required)
+    except csv.Error as error:
+        raise InputDataError(
+            f"{path}: {error} (data.max_text_chars, {data.max_text_chars} characters): a field "
+            "that long is usually many rows merged by an unclosed quote; fix the quoting, or "
+            "raise data.max_text_chars if the texts really are that long") from error
     except UnicodeDecodeError as error:
         raise InputDataError(f"{path} is not UTF-8 text ({error.reason} at byte "
                              f"{error.start}): re-encode the file as UTF-8") from error
+    finally:
+        csv.field_size_limit(default_field_limit)
+
+
+def _read_rows(path: str, data: DataConfig,
+               required: list[str]) -> tuple[list[str], set[str], int]:
+    # utf-8-sig drops a leading byte-order mark (spreadsheets write one), as ExampleGen does.
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=data.delimiter)
+        header = next(reader, None)
+        if not header or not any(header):
+            raise InputDataError(f"{path} is empty: it needs a header line and at least one row")
+        repeated = sorted({column for column in header if header.count(column) > 1})
+        if repeated:
+            raise InputDataError(f"{path}: the header names column(s) {repeated} more than once: "
+                                 "give every column its own name")
+        missing = [column for column in required if column not in header]
+        if missing:
+            hint = (f" (the header has one column: is the delimiter {data.delimiter!r} right?)"
+                    if len(header) == 1 else "")
+            raise InputDataError(
+                f"{path} has no column {', '.join(repr(column) for column in missing)}; its "
+                f"columns are {header}{hint}: set --text-column/--label-column/--slice-columns "
+                "to match the file")
+        label_index = header.index(data.label_column)
+        labels: set[str] = set()
+        rows = 0
+        for row in reader:
+            # csv counts physical lines: a quoted field may span several.
+            line_number = reader.line_num
+            if not row:
+                continue
+            if [field.lstrip("\ufeff") for field in row] == header:
+                raise InputDataError(
+                    f"{path} line {line_number} repeats the header: files were concatenated with "
+                    "their headers; keep the first header only, or keep the files apart")
+            if len(row) != len(header):
+                raise InputDataError(
+                    f"{path} line {line_number} has {len(row)} fields, the header {len(header)}: "
+                    f"a {data.delimiter!r} inside an unquoted text, or a missing field; quote "
+                    "the text or fix the row")
+            if not row[label_index].strip():
+                raise InputDataError(
+                    f"{path} line {line_number}: column {data.label_column!r} is empty; every "
+                    "row needs a label")
+            label = row[label_index].strip()
+            if data.label_values and label not in data.label_values:
+                raise InputDataError(
+                    f"{path} line {line_number}: label {label!r} is not one of "
+                    f"data.label_values {data.label_values}: fix the row or add the value")
+            labels.add(label)
+            rows += 1
     if rows == 0:
         raise InputDataError(f"{path} has a header but no rows: add labelled rows or remove it")
     return header, labels, rows

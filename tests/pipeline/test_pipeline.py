@@ -18,7 +18,8 @@ DATA = DataSummary(input_base="/data", split_patterns={"single_split": "*"}, fil
 CHECKPOINT = Checkpoint(
     path="/checkpoints/minilm", model_type="bert", vocab_path="/checkpoints/minilm/vocab.txt",
     lower_case=True, strip_accents=True, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
-    unk_token="[UNK]", cls_id=101, sep_id=102, pad_id=0, vocab_size=30522, fingerprint="abc")
+    unk_token="[UNK]", cls_id=101, sep_id=102, pad_id=0, unk_id=100, vocab_size=30522,
+    fingerprint="abc")
 
 
 def _components(config=None, checkpoint=None):
@@ -29,9 +30,16 @@ def _components(config=None, checkpoint=None):
 def test_dag_order_baseline_and_blessing_gate():
     components, built = _components()
     assert set(components) == {
-        "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-        "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+        "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+        "last_accepted_data_resolver", "TextChecks", "DataGate", "Transform", "Trainer",
+        "latest_blessed_model_resolver", "Evaluator", "Pusher"}
     assert components["Transform"].inputs["examples"].producer_component_id == "CsvExampleGen"
+    # The data gate: anomalies and text checks, measured against the last accepted data.
+    gate, text_checks = components["DataGate"], components["TextChecks"]
+    assert gate.inputs["anomalies"].producer_component_id == "ExampleValidator"
+    assert gate.inputs["text_checks"].producer_component_id == "TextChecks"
+    assert text_checks.inputs["baseline"].producer_component_id == "last_accepted_data_resolver"
+    assert "DataGate" in {node.id for node in components["Transform"].upstream_nodes}
     assert components["Trainer"].inputs["examples"].producer_component_id == "Transform"
     evaluator, pusher = components["Evaluator"], components["Pusher"]
     assert evaluator.inputs["baseline_model"].producer_component_id == \
