@@ -21,6 +21,7 @@ COPY components/ components/
 COPY modules/ modules/
 COPY kubeflow/ kubeflow/
 COPY serving/ serving/
+COPY schemas/ schemas/
 COPY checkpoints/ checkpoints/
 RUN uv pip install --system --no-cache --no-deps . \
     && useradd --create-home --uid 1000 textclf

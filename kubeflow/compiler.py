@@ -61,15 +61,25 @@ def kubeflow_config(config: PipelineConfig) -> PipelineConfig:
     return dataclasses.replace(config, data=dataclasses.replace(config.data, path=data_path))
 
 
+def image_path(path: str, option: str, fix: str) -> pathlib.PurePosixPath:
+    """Where the image holds `path`, a file or folder of the project (the Dockerfile copies it).
+
+    Raises:
+      KubeflowConfigError: `path` is outside the project, so the image would not carry it.
+    """
+    resolved = pathlib.Path(path).resolve()
+    if not resolved.is_relative_to(PROJECT_DIR):
+        raise KubeflowConfigError(
+            f"{option} {path} is outside the project, so the image would not carry it: {fix}")
+    return pathlib.PurePosixPath(IMAGE_PROJECT_DIR, resolved.relative_to(PROJECT_DIR).as_posix())
+
+
 def image_checkpoint(checkpoint: Checkpoint) -> Checkpoint:
     """The checkpoint as the image holds it: the Dockerfile copies checkpoints/ with the project."""
-    path = pathlib.Path(checkpoint.path).resolve()
-    if not path.is_relative_to(PROJECT_DIR):
-        raise KubeflowConfigError(
-            f"model.pretrained {checkpoint.path} is outside the project, so the image would not "
-            "carry it: copy the checkpoint under checkpoints/ (see `make pretrained`)")
-    in_image = pathlib.PurePosixPath(IMAGE_PROJECT_DIR, path.relative_to(PROJECT_DIR).as_posix())
-    vocab = pathlib.Path(checkpoint.vocab_path).resolve().relative_to(path)
+    in_image = image_path(checkpoint.path, "model.pretrained",
+                          "copy the checkpoint under checkpoints/ (see `make pretrained`)")
+    vocab = pathlib.Path(checkpoint.vocab_path).resolve().relative_to(
+        pathlib.Path(checkpoint.path).resolve())
     return dataclasses.replace(checkpoint, path=str(in_image), vocab_path=str(in_image / vocab))
 
 
@@ -101,7 +111,10 @@ def compile_pipeline(config: PipelineConfig, output_path: Optional[str] = None) 
             name=DATA_PATH_PARAMETER, ptype=str, default=cluster_config.data.path),
         train_args=tfx.dsl.experimental.RuntimeParameter(
             name=TRAIN_ARGS_PARAMETER, ptype=str, default=train_args(config.training.train_steps)),
-        tfjob=tfjob_settings(config))
+        tfjob=tfjob_settings(config),
+        schema_file=str(image_path(config.data.schema_file, "data.schema_file",
+                                   "keep the reviewed schema under schemas/"))
+        if config.data.schema_file else "")
     output = pathlib.Path(output_path or config.kubeflow.package_path)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(

@@ -27,6 +27,10 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 ORCHESTRATORS = ("local", "beam")
 # The token in a file pattern that ExampleGen replaces by a data span's number.
 SPAN_TOKEN = "{SPAN}"
+# Python's csv module (which TFX's CSV decoder uses) refuses longer fields by default.
+CSV_FIELD_LIMIT = 131_072
+# What `notifications.events` may list.
+NOTIFICATION_EVENTS = ("success", "failure", "not_blessed", "rollback")
 # Pipeline roots a Kubeflow run can write to: object stores, or a path on a volume every step mounts.
 REMOTE_ROOT_SCHEMES = ("gs://", "s3://", "minio://")
 
@@ -55,6 +59,12 @@ class DataConfig:
     file_pattern: str = "*"
     train_buckets: int = 4
     eval_buckets: int = 1
+    # A text longer than this many characters stops the run in the pre-flight check: such a
+    # field is almost always rows merged by an unclosed quote, not a real text.
+    max_text_chars: int = 100_000
+    # A reviewed schema (`textclf schema export` writes one to edit) that ImportSchemaGen loads
+    # instead of inferring one from each run's data; empty infers (SchemaGen).
+    schema_file: str = ""
 
     @property
     def text_columns(self) -> list[str]:
@@ -150,6 +160,52 @@ class EvaluationConfig:
 
 
 @dataclasses.dataclass
+class DataChecksConfig:
+    """Thresholds of the data gate, which stops the run before Transform when one is crossed.
+
+    Rates are shares in [0, 1]; a threshold of 1 (or more, for the distances) turns its check
+    off. The reference for drift is the last data that passed the gate (the previous span, or
+    the previous version of the files when the data has no spans).
+    """
+
+    # ExampleValidator's anomalies against the schema stop the run (false: reported only).
+    stop_on_anomalies: bool = True
+    # Examples whose text (either column of a pair) is empty, blank or missing.
+    max_empty_text_rate: float = 0.0
+    # Examples longer than model.max_seq_length tokens, which truncation cuts.
+    max_truncation_rate: float = 0.05
+    # Tokens that are [UNK], in each split (from scratch: words rarer than
+    # model.min_word_frequency in the training split).
+    max_unk_rate: float = 0.10
+    # Training examples whose text repeats another training example's.
+    max_duplicate_rate: float = 0.05
+    # Eval examples whose text also appears in the training split (texts compared lower-cased,
+    # whitespace collapsed).
+    max_leakage_rate: float = 0.01
+    # Label distribution, L-infinity distance (TFDV's comparator): the training split against the
+    # last accepted data's (drift), and against this data's eval split (skew).
+    max_label_drift: float = 0.10
+    max_label_skew: float = 0.10
+    # Token-length distribution, Jensen-Shannon divergence (TFDV's comparator), likewise.
+    max_length_drift: float = 0.10
+    max_length_skew: float = 0.10
+
+
+@dataclasses.dataclass
+class NotificationsConfig:
+    """A Slack-compatible webhook told of each run's outcome and of rollbacks."""
+
+    # The incoming-webhook URL; TEXTCLF_WEBHOOK_URL overrides it, so the secret can stay out of
+    # configuration files. Empty (and no variable): no notifications.
+    webhook_url: str = ""
+    timeout_seconds: float = 5.0
+    # Which events are sent: success (a model was pushed), failure (the run or its input check
+    # failed, a data gate included), not_blessed (the Evaluator refused the model), rollback.
+    events: list[str] = dataclasses.field(
+        default_factory=lambda: ["success", "failure", "not_blessed", "rollback"])
+
+
+@dataclasses.dataclass
 class ServingConfig:
     """The versioned model store the Pusher writes and `textclf serve` reads.
 
@@ -167,6 +223,9 @@ class ServingConfig:
     # most `max_batch_wait_ms` for company; 1 turns batching off (one model call per request).
     max_batch_size: int = 32
     max_batch_wait_ms: float = 5.0
+    # Model calls running at once (TF Serving's num_batch_threads): a batch forms while another
+    # runs, so the CPU does not idle while requests wait for company. About the core count.
+    max_concurrent_batches: int = 2
     # Request limits, answered with 400 and a message.
     max_instances: int = 64
     max_text_chars: int = 10000
@@ -235,7 +294,9 @@ class PipelineConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    data_checks: DataChecksConfig = dataclasses.field(default_factory=DataChecksConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+    notifications: NotificationsConfig = dataclasses.field(default_factory=NotificationsConfig)
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     @property
@@ -263,6 +324,10 @@ class PipelineConfig:
     @property
     def log_dir(self) -> str:
         return str(pathlib.Path(self.output_dir, "logs").resolve())
+
+    @property
+    def report_dir(self) -> str:
+        return str(pathlib.Path(self.output_dir, "reports").resolve())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -361,9 +426,21 @@ class PipelineConfig:
             (self.serving.max_batch_size >= 1,
              "serving.max_batch_size must be >= 1 (1 turns batching off)"),
             (self.serving.max_batch_wait_ms >= 0, "serving.max_batch_wait_ms must be >= 0"),
+            (self.serving.max_concurrent_batches >= 1,
+             "serving.max_concurrent_batches must be >= 1"),
             (self.serving.max_instances >= 1 and self.serving.max_text_chars >= 1,
              "serving.max_instances and serving.max_text_chars must be positive"),
             (self.serving.keep_versions >= 0, "serving.keep_versions must be >= 0 (0 keeps all)"),
+            (1 <= self.data.max_text_chars <= CSV_FIELD_LIMIT,
+             f"data.max_text_chars must be in [1, {CSV_FIELD_LIMIT}], the longest field "
+             "ExampleGen's CSV decoder reads"),
+            (all(value >= 0 for name, value in dataclasses.asdict(self.data_checks).items()
+                 if name.startswith("max_")), "data_checks thresholds must be >= 0"),
+            (set(self.notifications.events) <= set(NOTIFICATION_EVENTS),
+             f"notifications.events must be among {', '.join(NOTIFICATION_EVENTS)}, "
+             f"got {self.notifications.events}"),
+            (self.notifications.timeout_seconds > 0,
+             "notifications.timeout_seconds must be positive"),
         ]
         for passed, message in checks:
             if not passed:

@@ -13,6 +13,7 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import ACCURACY_METRIC, overall_metrics
+from pipeline.metadata import metadata_store_of
 from pipeline.pipeline import create_pipeline
 from pipeline.preflight import RunInputs, preflight
 
@@ -48,12 +49,6 @@ def run_local(config: PipelineConfig, inputs: Optional[RunInputs] = None) -> Run
         create_pipeline(config, data, inputs.checkpoint,
                         metadata_connection_config=metadata_config))
     return read_outcome(metadata_config)
-
-
-def metadata_store_of(config: PipelineConfig) -> metadata_store.MetadataStore:
-    """The run's MLMD store (SQLite under `config.output_dir`)."""
-    return metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
 
 
 def newest_executions(config: PipelineConfig) -> dict:

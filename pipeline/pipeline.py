@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import pathlib
 from typing import Any, Optional, Union
 
@@ -14,7 +15,9 @@ from tfx.dsl.components.base import executor_spec
 import modules
 from components import pusher as store_pusher
 from components.csv_example_gen import delimited_example_gen
+from components.data_gate import DataGate
 from components.evaluator import RecordingEvaluator
+from components.text_checks import AcceptedData, TextChecks
 from components.tokenizer_parity import TokenizerParity
 from pipeline import checkpoint as checkpoint_module
 from pipeline import config as config_module
@@ -60,14 +63,20 @@ class Placement:
     train_args: Union[tfx.proto.TrainArgs, tfx.dsl.experimental.RuntimeParameter]
     # On Kubernetes: the TFJob settings (`modules.tfjob.TFJobSettings`) for multi-worker training.
     tfjob: Optional[dict[str, Any]] = None
+    # The reviewed schema ImportSchemaGen reads (data.schema_file where this run can read it);
+    # empty: SchemaGen infers one.
+    schema_file: str = ""
 
 
 def local_placement(config: PipelineConfig, data: DataSummary) -> Placement:
     """Folders under `config.output_dir`, the checked input folder, `training.train_steps`."""
+    schema_file = str(pathlib.Path(config.data.schema_file).resolve()) \
+        if config.data.schema_file else ""
     return Placement(pipeline_root=config.pipeline_root, serving_dir=config.serving_dir,
                      beam_pipeline_args=list(config.beam_pipeline_args),
                      input_base=data.input_base,
-                     train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps))
+                     train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
+                     schema_file=schema_file)
 
 
 def create_pipeline(
@@ -77,7 +86,8 @@ def create_pipeline(
 ) -> tfx.dsl.Pipeline:
     """Builds ExampleGen -> statistics/schema/validation -> Transform -> Trainer -> Evaluator -> Pusher.
 
-    When fine-tuning, TokenizerParity checks the Transform's tokens before the Trainer may start.
+    DataGate stops the run before Transform on ExampleValidator's anomalies or a failed text
+    check; when fine-tuning, TokenizerParity checks the Transform's tokens before the Trainer.
 
     Args:
       config: the run's configuration.
@@ -114,16 +124,39 @@ def create_pipeline(
         input_config=tfx.proto.Input(splits=splits), output_config=output_config)
 
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
-                                          infer_feature_shape=True)
+    if placement.schema_file:
+        # A reviewed schema: each run's data is validated against it, not against itself.
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=placement.schema_file)
+    else:
+        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                              infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    accepted_data_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        accepted=tfx.dsl.Channel(type=AcceptedData),
+    ).with_id("last_accepted_data_resolver")
+    text_checks = TextChecks(
+        examples=example_gen.outputs["examples"],
+        baseline=accepted_data_resolver.outputs["accepted"],
+        settings=json.dumps({
+            "data_checks": dataclasses.asdict(config.data_checks),
+            "text_columns": config.data.text_columns, "label_column": config.data.label_column,
+            "max_seq_length": config.model.max_seq_length,
+            "max_vocab_size": config.model.max_vocab_size,
+            "min_word_frequency": config.model.min_word_frequency,
+            "checkpoint": transform_config["checkpoint"]}, sort_keys=True))
+    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"],
+                         text_checks=text_checks.outputs["report"],
+                         stop_on_anomalies=int(config.data_checks.stop_on_anomalies))
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=transform_config)
+    # Nothing downstream runs on data that failed validation.
+    transform.add_upstream_node(data_gate)
 
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -175,8 +208,9 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=placement.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                    *parity_check, model_resolver, trainer, evaluator, pusher],
+        components=[example_gen, statistics_gen, schema_gen, example_validator,
+                    accepted_data_resolver, text_checks, data_gate, transform, *parity_check,
+                    model_resolver, trainer, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=placement.beam_pipeline_args,

@@ -9,11 +9,13 @@ from modules.local_cluster import LocalClusterError, reserve_ports
 from pipeline.checkpoint import Checkpoint, CheckpointError, resolve_checkpoint
 from pipeline.config import PipelineConfig
 from pipeline.data_check import DataSummary, InputDataError, check_input_data
+from pipeline.schema import SchemaFileError, check_schema_file
 from serving.signing import KeyFileError, load_signing_key
 
-# What `preflight` raises: bad input data, an unusable checkpoint, no ports for local workers,
-# a signing key the Pusher could not use.
-PREFLIGHT_ERRORS = (InputDataError, CheckpointError, LocalClusterError, KeyFileError)
+# What `preflight` raises: bad input data, an unusable checkpoint or reviewed schema, no ports
+# for local workers, a signing key the Pusher could not use.
+PREFLIGHT_ERRORS = (InputDataError, CheckpointError, SchemaFileError, LocalClusterError,
+                    KeyFileError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +29,8 @@ class RunInputs:
 def preflight(config: PipelineConfig) -> RunInputs:
     """Fails in seconds on what would otherwise fail minutes into the run."""
     data = check_input_data(config.data)
+    if config.data.schema_file:
+        check_schema_file(config.data)
     checkpoint = (resolve_checkpoint(config.model.pretrained, config.model.max_seq_length)
                   if config.model.pretrained else None)
     training = config.training

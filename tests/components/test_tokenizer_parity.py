@@ -12,7 +12,8 @@ import pytest
 from tfx import v1 as tfx
 
 from components.tokenizer_parity import REPORT_FILE, TokenizerParity, TokenizerParityReport
-from pipeline.local_runner import metadata_store_of, newest_artifact
+from pipeline.local_runner import newest_artifact
+from pipeline.metadata import metadata_store_of
 from tests.conftest import checkpoint_copy
 
 

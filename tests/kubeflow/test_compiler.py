@@ -14,18 +14,24 @@ from pipeline.checkpoint import resolve_checkpoint
 from tests.conftest import REPO_ROOT, checkpoint_copy
 from tests.kubeflow.conftest import IMAGE, NUM_WORKERS, PIPELINE_ROOT
 
-# Component -> the components whose outputs it consumes.
+# Component -> the components whose outputs it consumes. The shipped configuration validates
+# against the reviewed schema (ImportSchemaGen), not one inferred per run.
 EXPECTED_INPUTS = {
     "CsvExampleGen": set(),
     "StatisticsGen": {"CsvExampleGen"},
-    "SchemaGen": {"StatisticsGen"},
-    "ExampleValidator": {"StatisticsGen", "SchemaGen"},
-    "Transform": {"CsvExampleGen", "SchemaGen"},
+    "ImportSchemaGen": set(),
+    "ExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
+    "TextChecks": {"CsvExampleGen", "last_accepted_data_resolver"},
+    "DataGate": {"ExampleValidator", "TextChecks"},
+    "Transform": {"CsvExampleGen", "ImportSchemaGen"},
     "TokenizerParity": {"CsvExampleGen", "Transform"},
-    "Trainer": {"Transform", "SchemaGen"},
+    "Trainer": {"Transform", "ImportSchemaGen"},
     "Evaluator": {"CsvExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
     "Pusher": {"Trainer", "Evaluator"},
 }
+# Resolvers: MLMD queries, not containers.
+RESOLVERS = {"last_accepted_data_resolver", "latest_blessed_model_resolver-model-resolver",
+             "latest_blessed_model_resolver-model-blessing-resolver"}
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +50,17 @@ def test_every_component_is_there_with_its_inputs(spec):
                     for artifact in tasks[name].inputs.artifacts.values()}
         assert consumed == producers, name
         assert producers <= set(tasks[name].dependent_tasks), name
-    # The parity check must pass before the Trainer may start.
+    # The data gate must pass before Transform, the parity check before the Trainer.
+    assert "DataGate" in tasks["Transform"].dependent_tasks
     assert "TokenizerParity" in tasks["Trainer"].dependent_tasks
+    assert set(tasks) == set(EXPECTED_INPUTS) | RESOLVERS
+
+
+def test_the_reviewed_schema_is_read_where_the_image_holds_it(spec):
+    schema_file = spec.root.dag.tasks["ImportSchemaGen"].inputs.parameters["schema_file"]
+    assert schema_file.runtime_value.constant.string_value == \
+        f"{IMAGE_PROJECT_DIR}/schemas/textclf.pbtxt"
+    assert (REPO_ROOT / "schemas" / "textclf.pbtxt").is_file()
 
 
 def test_the_pusher_is_guarded_by_the_evaluators_blessing(spec):
@@ -118,3 +133,12 @@ def test_a_checkpoint_outside_the_project_is_refused(offline_checkpoint, tmp_pat
     outside = checkpoint_copy(offline_checkpoint, tmp_path / "checkpoint")
     with pytest.raises(KubeflowConfigError, match="outside the project.*checkpoints/"):
         image_checkpoint(resolve_checkpoint(str(outside), max_seq_length=64))
+
+
+def test_the_drift_baseline_resolver_queries_only_accepted_statistics(spec):
+    """Kubeflow gives every custom artifact type the title `tfx.Artifact`; the accepted data's
+    standard type keeps the query from matching the pipeline's other reports."""
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    query = executors["last_accepted_data_resolver_executor"]["resolver"]
+    assert query["outputArtifactQueries"]["accepted"]["filter"] == \
+        'schema_title="tfx.Statistics" AND state=LIVE'

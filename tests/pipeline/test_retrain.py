@@ -12,7 +12,8 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.config import PipelineConfig
-from pipeline.local_runner import metadata_store_of, newest_executions, run_local
+from pipeline.local_runner import newest_executions, run_local
+from pipeline.metadata import metadata_store_of
 from pipeline.preflight import preflight
 from pipeline.retrain import last_trained_span, retrain
 from tests.conftest import REPO_ROOT, write_sample

@@ -1,0 +1,95 @@
+"""TextChecks' measurements on hand-counted splits, and its token counts against the tokenizers."""
+
+import pytest
+
+from components.text_checks import SplitRows, TokenCounter, measure, report_checks
+from pipeline.checkpoint import resolve_checkpoint
+from pipeline.config import DataChecksConfig
+
+
+def _checks(report):
+    return {(check.name, check.scope): check for check in report_checks(report)}
+
+
+def _rows(texts, labels):
+    return SplitRows(texts=[list(texts)], labels=list(labels))
+
+
+def test_each_rate_counts_what_its_name_says():
+    train = _rows(["good movie", "Good   movie", "bad film", None, "   ", "long " * 70, "fine",
+                   "fine plot"], ["pos", "pos", "neg", "neg", "pos", "neg", "pos", "pos"])
+    evaluation = _rows(["bad film", "zzz qqq", "good movie", "fine"], ["neg", "neg", "pos", "pos"])
+    counter = TokenCounter(None, train, max_vocab_size=100, min_word_frequency=2)
+
+    report, _ = measure({"train": train, "eval": evaluation}, counter, max_seq_length=64,
+                        thresholds=DataChecksConfig())
+    checks = _checks(report)
+
+    # A missing and a blank text.
+    assert checks["empty_text_rate", "train"].value == pytest.approx(2 / 8)
+    assert not checks["empty_text_rate", "train"].passed
+    # 70 words + [CLS] + [SEP] > 64.
+    assert checks["truncation_rate", "train"].value == pytest.approx(1 / 8)
+    assert report["splits"]["train"]["token_length"]["max"] == 72
+    # Vocabulary = words seen twice in train: good, movie, fine, long; eval has bad, film, zzz, qqq
+    # outside it among its 7 words.
+    assert checks["unk_rate", "eval"].value == pytest.approx(4 / 7)
+    # "Good   movie" repeats "good movie" once whitespace and case are normalised; the two empty
+    # texts repeat each other.
+    assert checks["duplicate_rate", "train"].value == pytest.approx(2 / 8)
+    assert "'good movie'" in checks["duplicate_rate", "train"].detail
+    # Three of four eval texts are in train.
+    assert checks["leakage_rate", "eval in train"].value == pytest.approx(3 / 4)
+    assert report["splits"]["eval"]["label_counts"] == {"neg": 2, "pos": 2}
+    assert not report["passed"]
+
+
+def test_drift_needs_a_baseline_and_names_the_label_that_moved():
+    balanced = _rows(["a b c"] * 50 + ["d e f"] * 50, ["pos"] * 50 + ["neg"] * 50)
+    counter = TokenCounter(None, balanced, 100, 1)
+    thresholds = DataChecksConfig(max_duplicate_rate=1.0, max_leakage_rate=1.0)
+    first, statistics = measure({"train": balanced, "eval": balanced}, counter, 64, thresholds)
+    assert not any(name.endswith("drift") for name, _ in _checks(first))
+    assert first["passed"]
+
+    drifted = _rows(["a b c"] * 90 + ["d e f"] * 10, ["pos"] * 90 + ["neg"] * 10)
+    second, _ = measure({"train": drifted, "eval": balanced}, counter, 64, thresholds,
+                        baseline=(statistics, first))
+    checks = _checks(second)
+    drift = checks["label_drift", "train vs last accepted data"]
+    assert drift.value == pytest.approx(0.4) and not drift.passed
+    assert drift.option == "data_checks.max_label_drift"
+    # Both labels moved by 0.4; a tie names the first label in sorted order.
+    assert drift.detail == "L_INFTY; 'neg': train 10.0%, last accepted 50.0%"
+    # The eval split is still balanced: skew, train vs eval, crosses too.
+    assert not checks["label_skew", "train vs eval"].passed
+
+    same, _ = measure({"train": balanced, "eval": balanced}, counter, 64, thresholds,
+                      baseline=(statistics, first))
+    assert _checks(same)["label_drift", "train vs last accepted data"].value == pytest.approx(0.0)
+    assert same["passed"]
+
+
+def test_the_vocabulary_from_scratch_keeps_frequent_words_up_to_its_size():
+    train = _rows(["the the the cat cat dog"], ["pos"])
+    counter = TokenCounter(None, train, max_vocab_size=1, min_word_frequency=2)
+    tokens, unknown = counter.count(_rows(["the cat dog bird"], ["pos"]))
+    # Only "the" fits a one-word vocabulary: cat (2x) is cut by size, dog and bird by frequency.
+    assert tokens.tolist() == [6] and unknown.tolist() == [3]
+
+
+def test_wordpiece_counts_equal_the_checkpoint_tokenizer_before_truncation(offline_checkpoint):
+    """The offline all-MiniLM-L6-v2 (installed by the `offline_checkpoint` fixture)."""
+    from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
+
+    checkpoint = resolve_checkpoint(str(offline_checkpoint), 64)
+    sentences = ["Café crème, naïvely priced!", "unbelievably overpriced 🦜 parrots",
+                 "word " * 80]
+    counter = TokenCounter(checkpoint, _rows(sentences, ["a"] * 3), 0, 0)
+    tokens, unknown = counter.count(_rows(sentences, ["a"] * 3))
+
+    reference = AutoTokenizer.from_pretrained(str(offline_checkpoint))
+    expected = [reference(sentence)["input_ids"] for sentence in sentences]
+    assert tokens.tolist() == [len(ids) for ids in expected]
+    assert unknown.tolist() == [ids.count(reference.unk_token_id) for ids in expected]
+    assert unknown[1] >= 1  # the parrot emoji is not in BERT's uncased vocabulary
