@@ -8,6 +8,7 @@ setup(
     description="TFX pipeline that trains Hugging Face transformer text classifiers and pushes them",
     python_requires=">=3.10,<3.11",
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
-                                    "modules", "modules.*", "kubeflow", "kubeflow.*", "serving", "serving.*"]),
+                                    "modules", "modules.*", "kubeflow", "kubeflow.*", "serving", "serving.*",
+                                    "reporting", "reporting.*"]),
     entry_points={"console_scripts": ["textclf = pipeline.cli:console_main"]},
 )

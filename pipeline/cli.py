@@ -2,20 +2,23 @@
 
 `run` runs the pipeline on this machine; `retrain` runs it only for a new data span; `compile`,
 `submit` and `schedule` compile it for Kubeflow Pipelines and operate runs there; `serve` serves
-the pushed models and `models` lists, rolls back and signs them.
+the pushed models and `models` lists, rolls back and signs them; `report` renders a run's HTML
+report and `schema export` starts a reviewed schema.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import pathlib
 import sys
 import time
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from pipeline.config import ConfigError, PipelineConfig
+from pipeline.notifications import notify
 from pipeline.preflight import PREFLIGHT_ERRORS, RunInputs, preflight
 from serving import commands as serving_commands
 
@@ -23,6 +26,7 @@ from serving import commands as serving_commands
 EXIT_BAD_INPUT = 2  # bad configuration or input data: nothing ran
 EXIT_NOT_BLESSED = 3  # the run worked but the Evaluator refused the model: CI jobs should notice
 EXIT_KUBEFLOW_API = 4  # the Kubeflow Pipelines endpoint is unreachable or refused the call
+EXIT_DATA_REJECTED = 5  # a gate (DataGate, TokenizerParity) stopped the run: nothing trained
 
 # Named flags for the options people change most; `--set section.key=value` reaches every other.
 _FLAG_TO_KEY = {
@@ -124,6 +128,16 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the previous good version (or --to VERSION); newer ones are marked rejected")
     rollback.add_argument("--to", type=int, help="the version to serve again")
     rollback.add_argument("--reason", default="rolled back by hand", help="kept in the history")
+    report = commands.add_parser("report", parents=[options],
+                                 help="render the HTML report of a run (default: the newest)")
+    report.add_argument("--run", help="the run id (pipeline_run name in ML Metadata)")
+    report.add_argument("--output", help="file to write (default outputs/reports/run-<id>.html)")
+    schema = commands.add_parser("schema", help="the reviewed schema (data.schema_file)")
+    schema_actions = schema.add_subparsers(dest="action", required=True)
+    export = schema_actions.add_parser(
+        "export", parents=[options],
+        help="write the newest inferred schema, made reviewable, for data.schema_file")
+    export.add_argument("--to", help="file to write (default schemas/<pipeline_name>.pbtxt)")
     keygen = model_actions.add_parser("keygen", help="write an Ed25519 key pair for signing")
     keygen.add_argument("private_key")
     keygen.add_argument("public_key")
@@ -143,8 +157,9 @@ def load_config(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig.load(args.config, overrides)
 
 
-def _log_to_file(log_dir: str) -> pathlib.Path:
-    """Sends INFO logs (TFX, Beam, Keras) to stderr and to a per-run file."""
+@contextlib.contextmanager
+def _log_to_file(log_dir: str) -> Iterator[pathlib.Path]:
+    """Sends INFO logs (TFX, Beam, Keras) to stderr and, while the run lasts, to a per-run file."""
     from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
 
     absl_logging.set_verbosity(absl_logging.INFO)
@@ -154,7 +169,11 @@ def _log_to_file(log_dir: str) -> pathlib.Path:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
-    return log_path
+    try:
+        yield log_path
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
 
 
 def _run(config: PipelineConfig, retrain_only: bool = False) -> int:
@@ -164,42 +183,86 @@ def _run(config: PipelineConfig, retrain_only: bool = False) -> int:
         inputs = preflight(config)
     except PREFLIGHT_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
+        notify(config.notifications, "failure",
+               f"textclf {config.pipeline_name}: the run did not start: bad input",
+               {"pipeline": config.pipeline_name, "error": str(error)})
         return EXIT_BAD_INPUT
-    log_path = _log_to_file(config.log_dir)
-    if not retrain_only:
-        return _execute(config, inputs, log_path, started)
-    from pipeline.local_runner import metadata_store_of  # pylint: disable=import-outside-toplevel
-    from pipeline.retrain import retrain  # pylint: disable=import-outside-toplevel
+    with _log_to_file(config.log_dir) as log_path:
+        if not retrain_only:
+            return _execute(config, inputs, log_path, started)
+        from pipeline.metadata import metadata_store_of  # pylint: disable=import-outside-toplevel
+        from pipeline.retrain import retrain  # pylint: disable=import-outside-toplevel
 
-    try:
-        decision = retrain(inputs.data.span, metadata_store_of(config),
-                           lambda: _execute(config, inputs, log_path, started))
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return decision.run_result if decision.started else _nothing_new(decision)
+        try:
+            decision = retrain(inputs.data.span, metadata_store_of(config),
+                               lambda: _execute(config, inputs, log_path, started))
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return decision.run_result if decision.started else _nothing_new(decision)
 
 
 def _execute(config: PipelineConfig, inputs: RunInputs, log_path: pathlib.Path,
              started: float) -> int:
-    try:
-        from pipeline.local_runner import run_local  # pylint: disable=import-outside-toplevel
+    """Runs the DAG, then writes the run report and sends the outcome's notification."""
+    # pylint: disable=import-outside-toplevel
+    from components.data_gate import DataGateError
+    from components.tokenizer_parity import TokenizerParityError
+    from pipeline.local_runner import run_local
 
+    error_text = ""
+    try:
         outcome = run_local(config, inputs)
     except Exception as error:  # pylint: disable=broad-except
         logging.exception("run failed")
-        print(f"error: the run failed: {error}\n(full traceback in {log_path})", file=sys.stderr)
-        return 1
-    minutes = (time.monotonic() - started) / 60
-    accuracy = "n/a" if outcome.accuracy is None else f"{outcome.accuracy:.4f}"
-    print(f"run finished in {minutes:.1f} min; eval accuracy {accuracy}; "
-          f"{'blessed' if outcome.blessed else 'NOT blessed'}")
-    if outcome.pushed_model_dir:
-        print(f"pushed model: {outcome.pushed_model_dir}")
-        return 0
-    print("nothing pushed: the model did not pass the Evaluator's thresholds "
-          f"(see the log {log_path})")
-    return EXIT_NOT_BLESSED
+        error_text = str(error)
+        stopped_by_gate = isinstance(error, (DataGateError, TokenizerParityError))
+        print(f"error: {'' if stopped_by_gate else 'the run failed: '}{error_text}\n"
+              f"(full traceback in {log_path})", file=sys.stderr)
+        result = EXIT_DATA_REJECTED if stopped_by_gate else 1
+        event = "failure"
+    else:
+        minutes = (time.monotonic() - started) / 60
+        accuracy = "n/a" if outcome.accuracy is None else f"{outcome.accuracy:.4f}"
+        print(f"run finished in {minutes:.1f} min; eval accuracy {accuracy}; "
+              f"{'blessed' if outcome.blessed else 'NOT blessed'}")
+        if outcome.pushed_model_dir:
+            print(f"pushed model: {outcome.pushed_model_dir}")
+            result, event = 0, "success"
+        else:
+            print("nothing pushed: the model did not pass the Evaluator's thresholds "
+                  f"(see the log {log_path})")
+            result, event = EXIT_NOT_BLESSED, "not_blessed"
+    _report_and_notify(config, event, error_text, log_path)
+    return result
+
+
+def _report_and_notify(config: PipelineConfig, event: str, error_text: str,
+                       log_path: pathlib.Path) -> None:
+    """Writes the newest run's HTML report and sends `event` with its outcome."""
+    # pylint: disable=import-outside-toplevel
+    from pipeline.evaluation import ACCURACY_METRIC, OVERALL_SLICE
+    from reporting.html_report import write_run_report
+
+    details = {"pipeline": config.pipeline_name, "log": str(log_path)}
+    summary = f"textclf {config.pipeline_name}: " + {
+        "success": "a new model serves", "not_blessed": "the model was not blessed",
+        "failure": "the run failed"}[event]
+    try:
+        facts, report_path = write_run_report(config, error=error_text)
+    except Exception:  # pylint: disable=broad-except
+        # The run's own result stands; the log says why the report is missing.
+        logging.exception("the run report could not be written")
+    else:
+        print(f"report: {report_path}")
+        summary = f"textclf {config.pipeline_name}: {facts.outcome}"
+        accuracy = facts.slices.get(OVERALL_SLICE, {}).get("candidate", {}).get(ACCURACY_METRIC)
+        details.update({"run": facts.run_id, "outcome": facts.outcome,
+                        "eval accuracy": "n/a" if accuracy is None else f"{accuracy:.4f}",
+                        "report": str(report_path)})
+    if error_text:
+        details["error"] = error_text[:1500]
+    notify(config.notifications, event, summary, details)
 
 
 def _nothing_new(decision) -> int:
@@ -314,6 +377,30 @@ def _retrain_on_kubeflow(config: PipelineConfig, args: argparse.Namespace) -> in
     return decision.run_result if decision.started else _nothing_new(decision)
 
 
+def _report(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from reporting.html_report import write_run_report  # pylint: disable=import-outside-toplevel
+
+    try:
+        facts, path = write_run_report(config, args.run, path=args.output)
+    except LookupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"run {facts.run_id}: {facts.outcome}\nreport: {path}")
+    return 0
+
+
+def _export_schema(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.schema import SchemaFileError, export_schema  # pylint: disable=import-outside-toplevel
+
+    try:
+        path = export_schema(config, args.to)
+    except SchemaFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"wrote {path}: review it, commit it, and run with --set data.schema_file={path}")
+    return 0
+
+
 def _serving_command(config: PipelineConfig, args: argparse.Namespace) -> int:
     """serve and models, on the local store or (--kubeflow) the one a cluster's runs push to."""
     try:
@@ -341,6 +428,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_BAD_INPUT
     if args.command in ("serve", "models"):
         return _serving_command(config, args)
+    if args.command == "schema":
+        return _export_schema(config, args)
+    if args.command == "report":
+        return _report(config, args)
     if args.command in _KUBEFLOW_COMMANDS or getattr(args, "kubeflow", False):
         return _kubeflow_command(config, args)
     return _run(config, retrain_only=args.command == "retrain")

@@ -61,22 +61,36 @@ def build_eval_config(config: PipelineConfig, label_values: Sequence[str]) -> tf
     )
 
 
-def overall_metrics(evaluation_uri: str) -> dict[str, float]:
-    """The candidate model's scalar metrics on the overall slice of a TFMA evaluation output.
+OVERALL_SLICE = "overall"
 
-    With a baseline, TFMA also stores the baseline's values and the differences; those are left out.
-    """
-    metrics = {}
+
+def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Slice name ("overall", "source=web", "source=web, domain=books") -> {"candidate": ...,
+    "baseline": ...} scalar metrics of a TFMA evaluation output; per-class metrics are named
+    `metric/class_<id>`. The baseline's figures exist only when the Evaluator had one."""
+    slices: dict[str, dict[str, dict[str, float]]] = {}
     for metrics_for_slice in tfma.load_metrics(evaluation_uri):
-        if metrics_for_slice.slice_key.single_slice_keys:
-            continue
+        name = ", ".join(f"{key.column}={_slice_value(key)}"
+                         for key in metrics_for_slice.slice_key.single_slice_keys) or OVERALL_SLICE
+        models = slices.setdefault(name, {"candidate": {}, "baseline": {}})
         for key_and_value in metrics_for_slice.metric_keys_and_values:
             key, value = key_and_value.key, key_and_value.value
-            if key.is_diff or key.model_name == tfma.BASELINE_KEY or not value.HasField(
-                    "double_value"):
+            if key.is_diff or not value.HasField("double_value"):
                 continue
-            name = key.name
+            metric = key.name
             if key.sub_key.HasField("class_id"):
-                name += f"/class_{key.sub_key.class_id.value}"
-            metrics[name] = value.double_value.value
-    return metrics
+                metric += f"/class_{key.sub_key.class_id.value}"
+            model = "baseline" if key.model_name == tfma.BASELINE_KEY else "candidate"
+            models[model][metric] = value.double_value.value
+    return slices
+
+
+def overall_metrics(evaluation_uri: str) -> dict[str, float]:
+    """The candidate model's scalar metrics on the overall slice of a TFMA evaluation output."""
+    return metrics_by_slice(evaluation_uri).get(OVERALL_SLICE, {}).get("candidate", {})
+
+
+def _slice_value(key) -> str:
+    kind = key.WhichOneof("kind")
+    value = getattr(key, kind) if kind else ""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -8,6 +8,7 @@ import pathlib
 import sys
 
 from pipeline.config import PipelineConfig
+from pipeline.notifications import notify
 
 
 def serve(config: PipelineConfig, store_root: str) -> int:
@@ -43,6 +44,10 @@ def models(config: PipelineConfig, store_root: str, args: argparse.Namespace) ->
         return 2
     print(f"version {target.number} of {config.model_name} serves again; newer versions are "
           f"marked rejected (servers pick this up at their next poll)")
+    notify(config.notifications, "rollback",
+           f"textclf {config.model_name}: rolled back to version {target.number}",
+           {"model": config.model_name, "version": target.number, "store": store.model_dir,
+            "reason": args.reason})
     return 0
 
 

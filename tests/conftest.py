@@ -111,3 +111,55 @@ def _hide_pytest_argv_from_tfx():
     sys.argv = original_argv[:1]
     yield
     sys.argv = original_argv
+
+
+class GateWorkspace:
+    """One pipeline whose good run on span 1 is served; `run` runs `textclf run` in-process on
+    other data in the same ML Metadata, store and webhook receiver."""
+
+    def __init__(self, root: pathlib.Path, receiver):
+        self.root = root
+        self.receiver = receiver
+        self.output_dir = root / "outputs"
+        self.good_run_id = ""
+
+    def overrides(self, *extra: str) -> list[str]:
+        return [f"output_dir={self.output_dir}", "training.train_steps=80", "training.epochs=2",
+                "training.log_every_steps=20", "evaluation.min_accuracy=0.6",
+                f"notifications.webhook_url={self.receiver.url}", *extra]
+
+    def run(self, data_path: pathlib.Path, *extra: str) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr) of `textclf run` on `data_path`."""
+        import contextlib  # pylint: disable=import-outside-toplevel
+        import io  # pylint: disable=import-outside-toplevel
+
+        from pipeline import cli  # pylint: disable=import-outside-toplevel
+
+        stdout, stderr = io.StringIO(), io.StringIO()
+        arguments = ["run", "--data-path", str(data_path)]
+        for override in self.overrides(*extra):
+            arguments += ["--set", override]
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = cli.main(arguments)
+        return code, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="session")
+def gate_workspace(tmp_path_factory) -> GateWorkspace:
+    """A served model from a good run on span 1 of 400 default rows (train 320, eval 80)."""
+    # pylint: disable=import-outside-toplevel
+    from pipeline.metadata import metadata_store_of, pipeline_runs
+    from pipeline.config import PipelineConfig
+    from tests.bad_inputs import default_rows, write_span
+    from tests.webhook_receiver import WebhookReceiver
+
+    receiver = WebhookReceiver()
+    workspace = GateWorkspace(tmp_path_factory.mktemp("gates"), receiver)
+    rows = default_rows(400)
+    span_overrides = write_span(workspace.root / "good", 1, rows[:320], rows[320:])
+    code, stdout, stderr = workspace.run(workspace.root / "good", *span_overrides)
+    assert code == 0, stdout + stderr
+    config = PipelineConfig.load(None, workspace.overrides())
+    workspace.good_run_id = pipeline_runs(metadata_store_of(config))[-1].name
+    yield workspace
+    receiver.close()

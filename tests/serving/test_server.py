@@ -20,6 +20,7 @@ from serving import signing
 from serving.store import ModelStore
 from tests.conftest import REPO_ROOT
 from tests.serving.server_process import MODEL_NAME, ServerProcess
+from tests.webhook_receiver import WebhookReceiver, fields
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -184,16 +185,24 @@ def test_a_pushed_version_is_served_within_the_poll_interval_with_no_failed_requ
         expected_probabilities, atol=1e-5)
 
 
-def test_rollback_serves_the_previous_version_again(setup):
+def test_rollback_serves_the_previous_version_again_and_notifies(setup):
     server, store, _, output_dir = setup
     first, second = [version.number for version in store.versions()]
-    rollback = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "models", "rollback", "--output-dir",
-         str(output_dir), "--set", f"model_name={MODEL_NAME}", "--reason", "bad in production"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+    receiver = WebhookReceiver()
+    try:
+        rollback = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "models", "rollback", "--output-dir",
+             str(output_dir), "--set", f"model_name={MODEL_NAME}", "--reason",
+             "bad in production", "--set", f"notifications.webhook_url={receiver.url}"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        receiver.close()
 
     assert rollback.returncode == 0, rollback.stderr
     assert f"version {first} of {MODEL_NAME} serves again" in rollback.stdout
+    [payload] = receiver.payloads
+    assert fields(payload) == {"event": "rollback", "model": MODEL_NAME, "version": str(first),
+                               "store": store.model_dir, "reason": "bad in production"}
     wait_for_version(server, first)
     listing = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "models", "list", "--output-dir", str(output_dir),
