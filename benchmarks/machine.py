@@ -1,8 +1,13 @@
-"""Describes the machine a benchmark ran on, for its JSON result."""
+"""What every benchmark result records: the machine, the command and the time; and how it is written."""
 
+from __future__ import annotations
+
+import json
 import os
 import pathlib
 import platform
+import sys
+import time
 
 
 def machine_description() -> dict:
@@ -14,3 +19,16 @@ def machine_description() -> dict:
     memory_kib = int(next(line.split()[1] for line in meminfo if line.startswith("MemTotal")))
     return {"cpu": cpu_model, "cores": os.cpu_count(), "memory_gib": round(memory_kib / 2**20, 1),
             "gpu": "none", "python": platform.python_version(), "platform": platform.platform()}
+
+
+def result_header(benchmark: str) -> dict:
+    """The fields every result starts with: what was measured, the exact command, when, where."""
+    return {"benchmark": benchmark, "command": "python " + " ".join(sys.argv),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_description()}
+
+
+def write_result(result: dict, path: str | pathlib.Path) -> None:
+    """Writes `result` as indented JSON (benchmarks/results/ is the committed record)."""
+    target = pathlib.Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.machine import machine_description  # noqa: E402
+from benchmarks.machine import result_header, write_result  # noqa: E402
 from modules import features  # noqa: E402
 from modules.bert_classifier import build_classifier, compile_classifier  # noqa: E402
 from modules.datasets import trim_to_longest_row  # noqa: E402
@@ -73,10 +73,7 @@ def main() -> None:
     padded_rate = _examples_per_second(padded, training.batch_size)
     trimmed_rate = _examples_per_second(trimmed, training.batch_size)
     result = {
-        "benchmark": "Keras fit examples/s: batches trimmed to the longest row vs fixed padding",
-        "command": "python benchmarks/padding_trim.py",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine_description(),
+        **result_header("Keras fit examples/s: batches trimmed to the longest row vs fixed padding"),
         "model": {"layers": model_config.num_layers, "hidden": model_config.hidden_size,
                   "max_seq_length": model_config.max_seq_length,
                   "batch_size": training.batch_size},
@@ -86,8 +83,7 @@ def main() -> None:
         "trimmed_examples_per_second": round(trimmed_rate, 1),
         "trimmed_to_padded_ratio": round(trimmed_rate / padded_rate, 2),
     }
-    RESULT_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULT_PATH.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(result, RESULT_PATH)
     print(json.dumps(result, indent=2))
 
 

@@ -21,7 +21,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.component_times import component_seconds  # noqa: E402
-from benchmarks.machine import machine_description  # noqa: E402
+from benchmarks.machine import result_header, write_result  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.local_runner import run_local  # noqa: E402
 
@@ -41,11 +41,9 @@ def main() -> None:
                 components = component_seconds(config)
     cold_seconds, second_seconds, cached_seconds = run_seconds
     result = {
-        "benchmark": "default pipeline: cold run, second run (Evaluator vs. the new baseline), "
-                     "fully cached third run; one process, so imports are not counted",
-        "command": "python benchmarks/pipeline_run.py",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine_description(),
+        **result_header("default pipeline: cold run, second run (Evaluator vs. the new "
+                        "baseline), third run with nothing changed; one process, so imports are "
+                        "not counted"),
         "config": {"train_steps": config.training.train_steps,
                    "batch_size": config.training.batch_size,
                    "max_seq_length": config.model.max_seq_length},
@@ -59,8 +57,7 @@ def main() -> None:
         "blessed": outcomes[0].blessed,
         "same_version_after_reruns": len({outcome.pushed_model_dir for outcome in outcomes}) == 1,
     }
-    RESULT_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULT_PATH.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(result, RESULT_PATH)
     print(json.dumps(result, indent=2))
 
 

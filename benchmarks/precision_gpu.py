@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.machine import machine_description  # noqa: E402
+from benchmarks.machine import machine_description, result_header, write_result  # noqa: E402
 from modules import features  # noqa: E402
 from modules.bert_classifier import build_classifier, compile_classifier  # noqa: E402
 from modules.strategy import precision_policy  # noqa: E402
@@ -102,9 +102,7 @@ def main() -> None:
               if gpus else "CPU")
     arms = {precision: _measure(args, precision) for precision in args.precisions.split(",")}
     result = {
-        "benchmark": "BERT-base-sized classifier training: fp32 vs mixed precision, MFU",
-        "command": "python benchmarks/precision_gpu.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **result_header("BERT-base-sized classifier training: fp32 vs mixed precision, MFU"),
         "machine": {**machine_description(), "device": device},
         "setup": {"layers": args.layers, "hidden": 768, "seq_length": args.seq_length,
                   "batch_size": args.batch_size, "steps": args.steps, "xla": True},
@@ -115,7 +113,7 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     if args.result:
-        pathlib.Path(args.result).write_text(json.dumps(result, indent=2) + "\n")
+        write_result(result, args.result)
 
 
 if __name__ == "__main__":

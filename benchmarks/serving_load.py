@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import requests  # noqa: E402
 
-from benchmarks.machine import machine_description  # noqa: E402
+from benchmarks.machine import result_header, write_result  # noqa: E402
 from pipeline.config import ServingConfig  # noqa: E402
 from serving.store import ModelStore  # noqa: E402
 from tests.serving.server_process import MODEL_NAME, ServerProcess  # noqa: E402
@@ -182,11 +182,8 @@ def main() -> None:
                 server.stop()
             print(arm, arms[arm], flush=True)
     result = {
-        "benchmark": "textclf serve on 127.0.0.1: one-sentence V1 requests from concurrent "
-                     "clients, batching on vs off; server vs predict_text in-process",
-        "command": "python " + " ".join(sys.argv),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine_description(),
+        **result_header("textclf serve on 127.0.0.1: one-sentence V1 requests from concurrent "
+                        "clients, batching on vs off; server vs predict_text in-process"),
         "setup": {"model": args.model_dir or (
                       f"{args.pretrained} fine-tuned {args.train_steps} steps on the default data"
                       if args.pretrained else "default pipeline model (BERT 2x128 from scratch)"),
@@ -204,8 +201,7 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     if args.result:
-        pathlib.Path(args.result).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(args.result).write_text(json.dumps(result, indent=2) + "\n")
+        write_result(result, args.result)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.component_times import component_seconds  # noqa: E402
-from benchmarks.machine import machine_description  # noqa: E402
+from benchmarks.machine import result_header, write_result  # noqa: E402
 from benchmarks.sst2_data import SST2_DIR, sst2_settings, sst2_training_data  # noqa: E402
 from components.tokenizer_parity import REPORT_FILE, TokenizerParityReport  # noqa: E402
 from modules.training import TRAINING_STATS_FILE  # noqa: E402
@@ -71,11 +71,8 @@ def main() -> None:
     parity = json.loads(pathlib.Path(newest_artifact(config, TokenizerParityReport.TYPE_NAME).uri,
                                      REPORT_FILE).read_text())
     result = {
-        "benchmark": "fine-tune all-MiniLM-L6-v2 on SST-2 through the full pipeline "
-                     "(train on train.tsv, Evaluator on dev.tsv)",
-        "command": "python " + " ".join(sys.argv),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine_description(),
+        **result_header("fine-tune all-MiniLM-L6-v2 on SST-2 through the full pipeline "
+                        "(train on train.tsv, Evaluator on dev.tsv)"),
         "config": {"train_rows": train_rows, "epochs": args.epochs, "train_steps": train_steps,
                    "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                    "warmup_ratio": config.training.warmup_ratio,
@@ -90,9 +87,7 @@ def main() -> None:
         "component_seconds": component_seconds(config),
     }
     default_name = "sst2_finetune_subset.json" if args.train_rows else "sst2_finetune.json"
-    result_path = pathlib.Path(args.result or REPO_ROOT / "benchmarks" / "results" / default_name)
-    result_path.parent.mkdir(parents=True, exist_ok=True)
-    result_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(result, args.result or REPO_ROOT / "benchmarks" / "results" / default_name)
     print(json.dumps(result, indent=2))
 
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
-from benchmarks.machine import machine_description  # noqa: E402
+from benchmarks.machine import result_header, write_result  # noqa: E402
 from benchmarks.sst2_data import SST2_DIR, sst2_settings, sst2_training_data  # noqa: E402
 from modules.bert_classifier import build_classifier, compile_classifier  # noqa: E402
 from modules.callbacks import SteadyThroughput  # noqa: E402
@@ -136,10 +136,8 @@ def main() -> None:
             ratios[f"pipeline_vs_hf_torch_{padding}"] = round(
                 rate["pipeline"] / rate[f"hf_torch_{padding}"], 3)
     result = {
-        "benchmark": "Trainer throughput: pipeline vs bare Keras fit vs bf16 vs HF PyTorch Trainer",
-        "command": f"python benchmarks/trainer_throughput.py --steps {args.steps}",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine_description(),
+        **result_header(
+            "Trainer throughput: pipeline vs bare Keras fit vs bf16 vs HF PyTorch Trainer"),
         "setup": {"checkpoint": "all-MiniLM-L6-v2", "data": "SST-2 train, seeded sample",
                   "steps": args.steps, "batch_size": BATCH_SIZE,
                   "max_seq_length": config.model.max_seq_length},
@@ -148,7 +146,7 @@ def main() -> None:
         "targets": {"pipeline_overhead": "<= 0.10", "pipeline_vs_hf_torch_max_length": ">= 1.5"},
         "wall_seconds": round(time.monotonic() - started, 1),
     }
-    pathlib.Path(args.result).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, args.result)
     print(json.dumps(result, indent=2))
 
 
