@@ -49,6 +49,9 @@ from serving.store import ModelStore, Version, verify_version
 TOKEN_ENV = "TEXTCLF_SERVING_TOKEN"
 # Probes must work without the token: Kubernetes does not send one.
 OPEN_PATHS = ("/", "/v2/health/live", "/v2/health/ready")
+# Content types of request bodies that are read as JSON: none given, and what clients such as
+# `curl -d` send by default.
+_READ_AS_JSON = ("", "application/x-www-form-urlencoded", "text/plain")
 
 logger = logging.getLogger("textclf.serving")
 
@@ -234,6 +237,13 @@ def build_app(model: TextClassifier, token: Optional[str]) -> FastAPI:
                 return JSONResponse({"error": "missing or wrong bearer token: send "
                                               "'Authorization: Bearer <token>'"},
                                     status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        if request.method == "POST" and request.headers.get("content-type", "").split(";")[0] \
+                in _READ_AS_JSON:
+            # TF Serving reads the body as JSON whatever it is labelled, and its users' habits
+            # follow (`curl -d` labels it a form); KServe would hand such a body on undecoded.
+            request.scope["headers"] = [
+                (name, value) for name, value in request.scope["headers"]
+                if name != b"content-type"] + [(b"content-type", b"application/json")]
         length = request.headers.get("content-length", "0")
         if length.isdigit() and int(length) > max_body_bytes:
             return JSONResponse({"error": f"request body of {length} bytes is over the "

@@ -5,6 +5,7 @@ The tests share one server over one store and run in file order: v1 is served, v
 under load, a rollback brings v1 back, then a tampered and an unsigned version are refused.
 """
 
+import json
 import pathlib
 import shutil
 import subprocess
@@ -99,6 +100,28 @@ def test_v2_infer_equals_the_saved_model(setup, exported_models):
         np.reshape(outputs["probabilities"]["data"], expected_probabilities.shape),
         expected_probabilities, atol=1e-5)
     assert outputs["label"]["data"] == expected_labels
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain",
+                                          None])
+def test_a_json_body_is_read_whatever_its_content_type_as_tf_serving_does(
+        setup, exported_models, content_type):
+    """`curl -d '{"instances": [...]}'`, as TF Serving's documentation shows, sends a form type."""
+    server, _, _, _ = setup
+    headers = {**AUTH, **({"Content-Type": content_type} if content_type else {})}
+    v1 = requests.post(f"{server.url}/v1/models/{MODEL_NAME}:predict", headers=headers,
+                       data=json.dumps({"instances": SENTENCES}), timeout=30)
+    v2 = requests.post(f"{server.url}/v2/models/{MODEL_NAME}/infer", headers=headers, timeout=30,
+                       data=json.dumps({"inputs": [{"name": "text", "shape": [1],
+                                                    "datatype": "BYTES", "data": SENTENCES[:1]}]}))
+
+    assert v1.status_code == 200 and v2.status_code == 200, v1.text + v2.text
+    expected_probabilities, _ = predict_text(exported_models[0], SENTENCES)
+    np.testing.assert_allclose([row["probabilities"] for row in v1.json()["predictions"]],
+                               expected_probabilities, atol=1e-5)
+    [probabilities] = [output for output in v2.json()["outputs"]
+                       if output["name"] == "probabilities"]
+    np.testing.assert_allclose(probabilities["data"], expected_probabilities[0], atol=1e-5)
 
 
 def test_health_is_open_and_everything_else_needs_the_token(setup):
