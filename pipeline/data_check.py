@@ -11,7 +11,7 @@ import csv
 import dataclasses
 import fnmatch
 import pathlib
-from typing import Optional
+from typing import Any, Iterator, Optional
 
 from pipeline import spans
 from pipeline.config import DataConfig
@@ -117,11 +117,6 @@ def _read_file(path: str, data: DataConfig,
     default_field_limit = csv.field_size_limit(data.max_text_chars)
     try:
         return _read_rows(path, data, required)
-    except csv.Error as error:
-        raise InputDataError(
-            f"{path}: {error} (data.max_text_chars, {data.max_text_chars} characters): a field "
-            "that long is usually many rows merged by an unclosed quote; fix the quoting, or "
-            "raise data.max_text_chars if the texts really are that long") from error
     except UnicodeDecodeError as error:
         raise InputDataError(f"{path} is not UTF-8 text ({error.reason} at byte "
                              f"{error.start}): re-encode the file as UTF-8") from error
@@ -133,8 +128,8 @@ def _read_rows(path: str, data: DataConfig,
                required: list[str]) -> tuple[list[str], set[str], int]:
     # utf-8-sig drops a leading byte-order mark (spreadsheets write one), as ExampleGen does.
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter=data.delimiter)
-        header = next(reader, None)
+        records = _numbered_records(csv.reader(handle, delimiter=data.delimiter), path, data)
+        header = next(records, (1, None))[1]
         if not header or not any(header):
             raise InputDataError(f"{path} is empty: it needs a header line and at least one row")
         repeated = sorted({column for column in header if header.count(column) > 1})
@@ -152,9 +147,7 @@ def _read_rows(path: str, data: DataConfig,
         label_index = header.index(data.label_column)
         labels: set[str] = set()
         rows = 0
-        for row in reader:
-            # csv counts physical lines: a quoted field may span several.
-            line_number = reader.line_num
+        for line_number, row in records:
             if not row:
                 continue
             if [field.lstrip("\ufeff") for field in row] == header:
@@ -180,3 +173,22 @@ def _read_rows(path: str, data: DataConfig,
     if rows == 0:
         raise InputDataError(f"{path} has a header but no rows: add labelled rows or remove it")
     return header, labels, rows
+
+
+def _numbered_records(reader: Any, path: str, data: DataConfig) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each record; a field over the size limit stops at its line.
+
+    csv counts physical lines, so a record whose quoted field spans lines gets its last one.
+    """
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise InputDataError(
+                f"{path} line {reader.line_num}: {error} (data.max_text_chars, "
+                f"{data.max_text_chars} characters): a field that long is usually many rows "
+                "merged by an unclosed quote; fix the quoting, or raise data.max_text_chars if "
+                "the texts really are that long") from error
+        yield reader.line_num, row

@@ -169,7 +169,7 @@ CASES = (
     BadInput("non_utf8", "bytes that are not UTF-8 (a Latin-1 file)", PREFLIGHT,
              r"is not UTF-8 text .*re-encode the file as UTF-8", _non_utf8),
     BadInput("huge_text", "a 1 MB text field", PREFLIGHT,
-             r"field larger than field limit .*data.max_text_chars", _huge_text),
+             r"line 7: field larger than field limit .*data.max_text_chars", _huge_text),
     BadInput("wrong_delimiter", "semicolons where the config says commas", PREFLIGHT,
              r"the header has one column: is the delimiter ',' right\?", _wrong_delimiter),
     BadInput("column_named_twice", "a header naming a column twice", PREFLIGHT,
