@@ -81,6 +81,7 @@ def _manifest(model, blessing, pushed_model, custom_config: dict[str, Any],
         "metrics": json.loads(metrics),
         "data_span": span,
         "model_uri": model.uri,
+        "code_version": custom_config.get("code_version", ""),
         "code_fingerprint": custom_config.get("code_fingerprint", ""),
         "mlmd": {
             "model_artifact_id": model.id,

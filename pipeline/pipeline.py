@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import pathlib
+import subprocess
 from typing import Any, Optional, Union
 
 from ml_metadata.proto import metadata_store_pb2
@@ -46,6 +48,21 @@ def code_fingerprint() -> str:
         digest.update(name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def code_version() -> str:
+    """The package version, with the git commit when the code runs from a checkout
+    (`0.1.0+git.1a2b3c4d5e6f`, `.dirty` when tracked files differ from it)."""
+    version = importlib.metadata.version("tfx-text-classifier")
+    project_dir = pathlib.Path(modules.__file__).resolve().parent.parent
+    try:
+        commit, changes = (subprocess.run(
+            ["git", *arguments], cwd=project_dir, capture_output=True, text=True, timeout=10,
+            check=True).stdout.strip() for arguments in (
+                ("rev-parse", "--short=12", "HEAD"), ("status", "--porcelain", "--untracked-files=no")))
+    except (OSError, subprocess.SubprocessError):
+        return version  # an installed package (the pipeline image): no checkout
+    return f"{version}+git.{commit}{'.dirty' if changes else ''}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +219,8 @@ def create_pipeline(
                 base_directory=f"{placement.serving_dir}/{config.model_name}")),
         custom_config={"signing_key_file": config.serving.signing_key_file,
                        "keep_versions": config.serving.keep_versions,
-                       "code_fingerprint": transform_config["code_fingerprint"]},
+                       "code_fingerprint": transform_config["code_fingerprint"],
+                       "code_version": code_version()},
         custom_executor_spec=executor_spec.ExecutorClassSpec(store_pusher.Executor))
 
     return tfx.dsl.Pipeline(

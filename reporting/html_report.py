@@ -225,6 +225,7 @@ def _artifacts(facts: RunFacts) -> str:
         parts.append(_table(["pushed model", ""], [
             ["folder", f"<code>{_e(pushed['destination'])}</code>"],
             ["version", _e(pushed["version"])], ["published", _e(pushed["published_at"])],
+            ["code version", _e(pushed["code_version"])],
             ["files in the manifest", pushed["files"]],
             ["signed", "yes" if pushed["signed"] else "no"]], raw_columns={1}))
     else:

@@ -288,6 +288,7 @@ def _read_push(facts: RunFacts, pushed_model) -> None:
         "signed": tf.io.gfile.exists(os.path.join(destination, SIGNATURE_FILE)),
         "files": len(manifest.get("files", {})),
         "published_at": manifest.get("published_at", ""),
+        "code_version": manifest.get("code_version", ""),
     }
 
 

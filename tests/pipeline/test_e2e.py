@@ -5,6 +5,7 @@ the pushed model's signatures; later tests rerun it to check caching and the Eva
 """
 
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -99,6 +100,8 @@ def test_the_pushed_version_is_signed_with_a_manifest_of_its_origin_and_files(fi
     assert [execution.type for execution in trainer_executions] == [
         "tfx.components.trainer.component.Trainer"]
     assert len(manifest["code_fingerprint"]) == 64
+    # The tests run from a git checkout: the version names its commit.
+    assert re.fullmatch(r"0\.1\.0\+git\.[0-9a-f]{12}(\.dirty)?", manifest["code_version"])
 
 
 def test_pushed_model_classifies_raw_text_like_serialized_examples(first_run):
