@@ -8,6 +8,7 @@ importing TFX (only `ml_metadata`), so commands that read a finished run start f
 
 from __future__ import annotations
 
+import pathlib
 from typing import Optional
 
 from ml_metadata.metadata_store import metadata_store
@@ -21,8 +22,9 @@ FINISHED_STATES = (Execution.COMPLETE, Execution.CACHED)
 
 
 def metadata_store_of(config: PipelineConfig) -> metadata_store.MetadataStore:
-    """The local runs' MLMD store (SQLite under `config.output_dir`), as TFX's LocalDagRunner
-    opens it (the file is created if missing)."""
+    """The local runs' MLMD store (SQLite under `config.output_dir`), opened as TFX's
+    `sqlite_metadata_connection_config` opens it: folder and file are created if missing."""
+    pathlib.Path(config.metadata_path).parent.mkdir(parents=True, exist_ok=True)
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = config.metadata_path
     connection.sqlite.connection_mode = (

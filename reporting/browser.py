@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -66,10 +68,14 @@ def open_page(url: str, evaluate: str = "", screenshot: bool = False, width: int
       evaluate: a JavaScript expression run once the page has loaded; its JSON value is returned.
       screenshot: also capture the whole page (not just the window) as PNG.
     """
-    with tempfile.TemporaryDirectory(prefix="textclf-chromium-") as profile:
+    # Chromium's helper processes may still write to the profile for a moment after it exits.
+    with tempfile.TemporaryDirectory(prefix="textclf-chromium-",
+                                     ignore_cleanup_errors=True) as profile:
+        # Its own process group, so that stopping it stops its renderer and helpers too.
         process = subprocess.Popen(
             [chromium_path(), *_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},900",
-             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
         try:
             port = _devtools_port(pathlib.Path(profile), process, timeout)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as reply:
@@ -80,12 +86,21 @@ def open_page(url: str, evaluate: str = "", screenshot: bool = False, width: int
             finally:
                 session.close()
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stops Chromium and every process it started (SIGTERM, then SIGKILL after 10 s)."""
+    for signal_number in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signal_number)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=10)
+            break
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _devtools_port(profile: pathlib.Path, process: subprocess.Popen, timeout: float) -> int:
