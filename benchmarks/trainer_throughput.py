@@ -40,7 +40,8 @@ import tensorflow_transform as tft  # noqa: E402
 
 from benchmarks.machine import result_header, write_result  # noqa: E402
 from benchmarks.sst2_data import SST2_DIR, sst2_settings, sst2_training_data  # noqa: E402
-from modules.bert_classifier import build_classifier, compile_classifier  # noqa: E402
+from modules.bert_classifier import build_classifier, compile_classifier, resolve_pooling  # noqa: E402,E501
+from pipeline.checkpoint import resolve_checkpoint  # noqa: E402
 from modules.callbacks import SteadyThroughput  # noqa: E402
 from modules.datasets import input_dataset  # noqa: E402
 from modules.strategy import precision_policy  # noqa: E402
@@ -82,8 +83,11 @@ def _keras_arm(config: PipelineConfig, checkpoint: pathlib.Path, precision: str)
                             max_seq_length=config.model.max_seq_length)
     tf.keras.utils.set_random_seed(config.training.seed)
     with precision_policy(precision):
+        # The same head as the pipeline's Trainer builds for this checkpoint.
+        pooling = resolve_pooling(config.model, resolve_checkpoint(
+            str(checkpoint), config.model.max_seq_length).to_dict())
         model = build_classifier(config.model, vocab_size=0, num_labels=2,
-                                 checkpoint_path=str(checkpoint))
+                                 checkpoint_path=str(checkpoint), pooling=pooling)
         compile_classifier(model, config.training, total_steps=config.training.train_steps)
     steady = SteadyThroughput(THROUGHPUT_SKIP_STEPS)
     started = time.monotonic()

@@ -1,22 +1,34 @@
-"""The Keras classifier: a Hugging Face TF sequence classifier over the TFT features.
+"""The Keras classifier: a Hugging Face TF encoder with a classification head over the TFT features.
 
-Either a pretrained checkpoint with a new classification head, or a small BERT from scratch.
+Either a pretrained checkpoint with a new head, or a small BERT from scratch. The head reads the
+pooled [CLS] state (Hugging Face's ...ForSequenceClassification) or the mean of the token states:
+sentence-transformers checkpoints (all-MiniLM-*) were trained to embed a sentence as that mean,
+and their [CLS] pooler was never trained.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Optional
+from typing import Any, Optional
 
 import tensorflow as tf
-from transformers import BertConfig, TFAutoModelForSequenceClassification, TFBertForSequenceClassification
+from transformers import (BertConfig, TFAutoModel, TFAutoModelForSequenceClassification,
+                          TFBertForSequenceClassification, TFBertModel)
 
 from modules import features
 from pipeline.config import ModelConfig, TrainingConfig
 
 
+def resolve_pooling(model_config: ModelConfig, checkpoint: Optional[dict[str, Any]]) -> str:
+    """cls or mean: `model.pooling`, or with auto what the checkpoint declares (else cls)."""
+    if model_config.pooling != "auto":
+        return model_config.pooling
+    return (checkpoint or {}).get("declared_pooling") or "cls"
+
+
 def build_classifier(model_config: ModelConfig, vocab_size: int, num_labels: int,
-                     checkpoint_path: Optional[str] = None) -> "TextClassifier":
+                     checkpoint_path: Optional[str] = None,
+                     pooling: str = "cls") -> "TextClassifier":
     """Returns a Keras model mapping the three transformed int features to class logits.
 
     Args:
@@ -25,38 +37,72 @@ def build_classifier(model_config: ModelConfig, vocab_size: int, num_labels: int
       num_labels: classes in the label vocabulary; the head gets this many outputs.
       checkpoint_path: a local pretrained checkpoint; `safetensors` weights written by PyTorch
         load into the TF model without torch.
+      pooling: cls (Hugging Face's sequence classifier) or mean (`resolve_pooling`).
     The sequence axis is left unknown so batches can be trimmed to their longest row.
     """
-    if checkpoint_path:
-        encoder = TFAutoModelForSequenceClassification.from_pretrained(
-            checkpoint_path, num_labels=num_labels, name="pretrained_classifier")
-    else:
-        encoder = TFBertForSequenceClassification(BertConfig(
-            vocab_size=vocab_size,
-            hidden_size=model_config.hidden_size,
-            num_hidden_layers=model_config.num_layers,
-            num_attention_heads=model_config.num_attention_heads,
-            intermediate_size=model_config.intermediate_size,
-            hidden_dropout_prob=model_config.dropout,
-            attention_probs_dropout_prob=model_config.dropout,
-            max_position_embeddings=model_config.max_seq_length,
-            pad_token_id=features.PAD_ID,
-            num_labels=num_labels,
-        ), name="bert_classifier")
     inputs = {name: tf.keras.Input(shape=(None,), dtype=tf.int64, name=name)
               for name in features.MODEL_INPUTS}
     encoder_inputs = {
         "input_ids": tf.cast(inputs[features.INPUT_WORD_IDS], tf.int32),
         "attention_mask": tf.cast(inputs[features.INPUT_MASK], tf.int32),
     }
-    # DistilBERT and a few others have no segment embeddings and take no token_type_ids.
-    if "token_type_ids" in inspect.signature(encoder.call).parameters:
-        encoder_inputs["token_type_ids"] = tf.cast(inputs[features.SEGMENT_IDS], tf.int32)
+    if pooling == "cls":
+        encoder = (TFAutoModelForSequenceClassification.from_pretrained(
+                       checkpoint_path, num_labels=num_labels, name="pretrained_classifier")
+                   if checkpoint_path else TFBertForSequenceClassification(
+                       _scratch_config(model_config, vocab_size, num_labels),
+                       name="bert_classifier"))
+        scores = encoder(**_with_segments(encoder, encoder_inputs, inputs)).logits
+    else:
+        encoder = (TFAutoModel.from_pretrained(checkpoint_path, name="pretrained_encoder")
+                   if checkpoint_path else TFBertModel(
+                       _scratch_config(model_config, vocab_size, num_labels),
+                       name="bert_encoder"))
+        states = encoder(**_with_segments(encoder, encoder_inputs, inputs)).last_hidden_state
+        pooled = MaskedMeanPooling(name="mean_pooling")(states, inputs[features.INPUT_MASK])
+        pooled = tf.keras.layers.Dropout(encoder.config.hidden_dropout_prob)(pooled)
+        scores = tf.keras.layers.Dense(
+            num_labels, name="classifier",
+            kernel_initializer=tf.keras.initializers.TruncatedNormal(
+                stddev=encoder.config.initializer_range))(pooled)
     # Under a mixed-precision policy the encoder computes in 16 bits; the logits (and so the loss
     # and the exported probabilities) are cast back to float32.
-    logits = tf.keras.layers.Activation("linear", dtype="float32", name="logits")(
-        encoder(**encoder_inputs).logits)
+    logits = tf.keras.layers.Activation("linear", dtype="float32", name="logits")(scores)
     return TextClassifier(inputs=inputs, outputs=logits, name="text_classifier")
+
+
+@tf.keras.utils.register_keras_serializable(package="textclf")
+class MaskedMeanPooling(tf.keras.layers.Layer):
+    """The mean of the token states where the mask is 1: padding does not dilute it."""
+
+    def call(self, states: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        weights = tf.cast(mask, states.dtype)[:, :, tf.newaxis]
+        counts = tf.maximum(tf.reduce_sum(weights, axis=1), tf.cast(1.0, states.dtype))
+        return tf.reduce_sum(states * weights, axis=1) / counts
+
+
+def _scratch_config(model_config: ModelConfig, vocab_size: int, num_labels: int) -> BertConfig:
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=model_config.hidden_size,
+        num_hidden_layers=model_config.num_layers,
+        num_attention_heads=model_config.num_attention_heads,
+        intermediate_size=model_config.intermediate_size,
+        hidden_dropout_prob=model_config.dropout,
+        attention_probs_dropout_prob=model_config.dropout,
+        max_position_embeddings=model_config.max_seq_length,
+        pad_token_id=features.PAD_ID,
+        num_labels=num_labels,
+    )
+
+
+def _with_segments(encoder: tf.keras.Model, encoder_inputs: dict[str, tf.Tensor],
+                   inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Adds token_type_ids, except for DistilBERT and the few others without segment embeddings."""
+    if "token_type_ids" not in inspect.signature(encoder.call).parameters:
+        return encoder_inputs
+    return {**encoder_inputs,
+            "token_type_ids": tf.cast(inputs[features.SEGMENT_IDS], tf.int32)}
 
 
 class TextClassifier(tf.keras.Model):

@@ -20,7 +20,8 @@ import tensorflow_transform as tft
 from absl import logging
 
 from modules import features
-from modules.bert_classifier import TextClassifier, build_classifier, compile_classifier
+from modules.bert_classifier import (TextClassifier, build_classifier, compile_classifier,
+                                     resolve_pooling)
 from modules.callbacks import BatchLogs, ResumableBackup, SteadyThroughput, StepLogger
 from modules.datasets import input_dataset
 from modules.export import export_serving_model
@@ -93,14 +94,16 @@ def train(job: TrainingJob) -> None:
         for split, files in (("train", job.train_files), ("eval", job.eval_files))}
     steps_per_epoch = math.ceil(job.train_steps / training.epochs)
     total_steps = steps_per_epoch * training.epochs
-    logging.info("Trainer: %d steps (%d epochs x %d) of batch %d; %s; vocabulary %d; labels %s",
-                 total_steps, training.epochs, steps_per_epoch, training.batch_size,
+    pooling = resolve_pooling(model_config, checkpoint)
+    logging.info("Trainer: %d steps (%d epochs x %d) of batch %d; %s, %s pooling; vocabulary %d; "
+                 "labels %s", total_steps, training.epochs, steps_per_epoch, training.batch_size,
                  f"fine-tuning {checkpoint['path']}" if checkpoint else "training from scratch",
-                 vocab_size, label_names)
+                 pooling, vocab_size, label_names)
 
     with precision_policy(training.precision), strategy.scope():
         model = build_classifier(model_config, vocab_size=vocab_size, num_labels=len(label_names),
-                                 checkpoint_path=checkpoint["path"] if checkpoint else None)
+                                 checkpoint_path=checkpoint["path"] if checkpoint else None,
+                                 pooling=pooling)
         if training.warm_start:
             _warm_start(model, job.base_model)
         compile_classifier(model, training, total_steps=total_steps)

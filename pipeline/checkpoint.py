@@ -42,6 +42,9 @@ class Checkpoint:
     pad_id: int
     unk_id: int
     vocab_size: int
+    # The sentence pooling a sentence-transformers checkpoint declares (1_Pooling/config.json):
+    # "mean" or "cls"; empty when it declares none.
+    declared_pooling: str
     # SHA-256 of the files the run reads: replacing the checkpoint invalidates cached executions.
     fingerprint: str
 
@@ -104,8 +107,17 @@ def resolve_checkpoint(name: str, max_seq_length: int) -> Checkpoint:
         cls_token=tokens["cls"], sep_token=tokens["sep"], pad_token=tokens["pad"],
         unk_token=tokens["unk"], cls_id=ids[tokens["cls"]], sep_id=ids[tokens["sep"]],
         pad_id=ids[tokens["pad"]], unk_id=ids[tokens["unk"]], vocab_size=len(vocabulary),
+        declared_pooling=_declared_pooling(path),
         fingerprint=_fingerprint([path / "config.json", vocab_path, *weights,
                                   path / "tokenizer_config.json"]))
+
+
+def _declared_pooling(path: pathlib.Path) -> str:
+    """mean or cls, as a sentence-transformers checkpoint's pooling module says; else empty."""
+    pooling = _read_optional_json(path / "1_Pooling" / "config.json")
+    if pooling.get("pooling_mode_mean_tokens"):
+        return "mean"
+    return "cls" if pooling.get("pooling_mode_cls_token") else ""
 
 
 def _local_folder(name: str) -> pathlib.Path:

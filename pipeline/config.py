@@ -22,6 +22,7 @@ class ConfigError(ValueError):
 # Accepted values of `training.precision` and `training.strategy`.
 PRECISIONS = ("fp32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+POOLINGS = ("auto", "cls", "mean")
 # Who orchestrates a run on this machine: TFX's LocalDagRunner, or BeamDagRunner (the DAG itself
 # runs as a Beam pipeline). Kubeflow runs are compiled and submitted instead (`textclf compile`).
 ORCHESTRATORS = ("local", "beam")
@@ -80,6 +81,11 @@ class ModelConfig:
     # from scratch: a word-level TFT vocabulary and the encoder sizes below.
     pretrained: str = ""
     max_seq_length: int = 64
+    # What the classification head reads: cls (the pooled [CLS] state, Hugging Face's
+    # ...ForSequenceClassification), mean (the mean of the token states, as sentence-transformers
+    # checkpoints were trained to embed), or auto (the pooling the checkpoint declares in
+    # 1_Pooling/config.json, else cls).
+    pooling: str = "auto"
     # Fine-tuning stops before training when fewer examples than this get exactly the token ids
     # the checkpoint's own tokenizer produces (the TokenizerParity component measures it).
     min_tokenizer_parity: float = 0.995
@@ -388,6 +394,8 @@ class PipelineConfig:
             (self.orchestrator in ORCHESTRATORS,
              f"orchestrator must be one of {', '.join(ORCHESTRATORS)}, got {self.orchestrator!r}"),
             (self.model.max_seq_length >= 3, "model.max_seq_length must be at least 3"),
+            (self.model.pooling in POOLINGS,
+             f"model.pooling must be one of {', '.join(POOLINGS)}, got {self.model.pooling!r}"),
             (self.model.hidden_size % self.model.num_attention_heads == 0,
              "model.hidden_size must be a multiple of model.num_attention_heads"),
             (0.0 <= self.model.min_tokenizer_parity <= 1.0,

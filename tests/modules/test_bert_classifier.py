@@ -9,7 +9,8 @@ import tensorflow as tf
 from safetensors.numpy import load_file
 
 from modules import features
-from modules.bert_classifier import WarmupLinearDecay, build_classifier, compile_classifier
+from modules.bert_classifier import (MaskedMeanPooling, WarmupLinearDecay, build_classifier,
+                                     compile_classifier, resolve_pooling)
 from modules.strategy import precision_policy
 from pipeline.config import ModelConfig, TrainingConfig
 
@@ -63,6 +64,39 @@ def test_pretrained_weights_load_from_safetensors_without_torch(offline_checkpoi
     assert encoder.config.hidden_size == 384 and encoder.config.num_hidden_layers == 6
     inputs, _ = _batch(2, 9, 30522)
     assert model(inputs).shape == (2, 3)  # a new head with one output per label
+
+
+def test_the_mean_pooled_head_loads_the_checkpoint_and_padding_does_not_move_it(
+        offline_checkpoint):
+    model = build_classifier(ModelConfig(), vocab_size=0, num_labels=3,
+                             checkpoint_path=str(offline_checkpoint), pooling="mean")
+    encoder = model.get_layer("pretrained_encoder")
+    embeddings = next(variable.numpy() for variable in encoder.weights
+                      if "word_embeddings" in variable.name)
+    stored = load_file(str(offline_checkpoint / "model.safetensors"))
+    np.testing.assert_array_equal(embeddings, stored["embeddings.word_embeddings.weight"])
+
+    inputs, _ = _batch(2, 9, 30522)
+    padded = {name: np.pad(values, ((0, 0), (0, 5))) for name, values in inputs.items()}
+    padded[features.INPUT_WORD_IDS][:, 9:] = features.PAD_ID  # mask 0 over the padding
+    logits = model(inputs, training=False).numpy()
+    assert logits.shape == (2, 3)
+    np.testing.assert_allclose(model(padded, training=False).numpy(), logits, atol=1e-5)
+
+
+def test_masked_mean_pooling_averages_only_the_unmasked_tokens():
+    states = tf.constant([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    pooled = MaskedMeanPooling()(states, tf.constant([[1, 1, 0]]))
+    np.testing.assert_allclose(pooled.numpy(), [[2.0, 3.0]])
+
+
+@pytest.mark.parametrize("configured, declared, expected", [
+    ("auto", "mean", "mean"), ("auto", "", "cls"), ("cls", "mean", "cls"), ("mean", "", "mean"),
+])
+def test_auto_pooling_follows_what_the_checkpoint_declares(configured, declared, expected):
+    checkpoint = {"declared_pooling": declared}
+    assert resolve_pooling(ModelConfig(pooling=configured), checkpoint) == expected
+    assert resolve_pooling(ModelConfig(pooling="auto"), None) == "cls"  # from scratch
 
 
 def test_learning_rate_warms_up_then_decays_linearly_to_zero():

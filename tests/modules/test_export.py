@@ -32,11 +32,15 @@ RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature
     column: tf.io.FixedLenFeature([], tf.string) for column in ("text", "pair", "label")}))
 
 
-@pytest.fixture(scope="module", params=["single", "pair"])
+# One text with the mean-pooled head (what `auto` picks for this checkpoint), a pair with
+# Hugging Face's [CLS] head: both heads go through the export.
+@pytest.fixture(scope="module", params=[("single", "mean"), ("pair", "cls")],
+                ids=lambda param: "-".join(param))
 def exported(request, offline_checkpoint, tmp_path_factory):
     """(text columns, in-memory model, TFTransformOutput, loaded SavedModel)."""
+    columns, pooling = request.param
     tmp_path = tmp_path_factory.mktemp("export")
-    data = DataConfig(slice_columns=[], text_pair_column="pair" if request.param == "pair" else "")
+    data = DataConfig(slice_columns=[], text_pair_column="pair" if columns == "pair" else "")
     model_config = ModelConfig(max_seq_length=32)
     custom_config = {
         "data": dataclasses.asdict(data), "model": dataclasses.asdict(model_config),
@@ -46,7 +50,7 @@ def exported(request, offline_checkpoint, tmp_path_factory):
     _, _, graph_dir = analyze_and_transform(ROWS, ROWS, RAW_METADATA, custom_config, tmp_path)
     tf_transform_output = tft.TFTransformOutput(str(graph_dir))
     model = build_classifier(model_config, vocab_size=0, num_labels=len(LABELS),
-                             checkpoint_path=str(offline_checkpoint))
+                             checkpoint_path=str(offline_checkpoint), pooling=pooling)
     export_serving_model(model, tf_transform_output, text_columns=data.text_columns,
                          label_names=LABELS, export_dir=str(tmp_path / "serving"))
     return data.text_columns, model, tf_transform_output, tf.saved_model.load(

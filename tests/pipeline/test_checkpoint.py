@@ -25,6 +25,14 @@ def test_reads_tokenizer_settings_and_special_ids_from_the_checkpoint(offline_ch
     assert checkpoint.vocab_size == len(vocabulary) == 30522
 
 
+def test_the_pooling_a_sentence_transformers_checkpoint_declares_is_read(offline_checkpoint,
+                                                                         tmp_path):
+    assert resolve_checkpoint(str(offline_checkpoint), 64).declared_pooling == "mean"
+    # A plain Hugging Face checkpoint (no 1_Pooling/ module) declares none.
+    copy = checkpoint_copy(offline_checkpoint, tmp_path / "copy")
+    assert resolve_checkpoint(str(copy), 64).declared_pooling == ""
+
+
 def test_fingerprint_changes_when_the_vocabulary_changes(offline_checkpoint, tmp_path):
     copy = checkpoint_copy(offline_checkpoint, tmp_path / "copy")
     original = resolve_checkpoint(str(copy), max_seq_length=64).fingerprint

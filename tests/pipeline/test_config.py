@@ -50,6 +50,7 @@ def test_tab_is_typeable_on_the_command_line():
     ("no_equals_sign", "section.key=value"),
     ("data.text_pair_column=label", "text_pair_column and data.label_column must differ"),
     ("model.min_tokenizer_parity=99.5", "min_tokenizer_parity must be in [0, 1]"),
+    ("model.pooling=max", "model.pooling must be one of auto, cls, mean, got 'max'"),
     ("training.warmup_ratio=1", "training.warmup_ratio must be in"),
     ("training.strategy=horovod", "training.strategy must be one of auto, one_device, mirrored, "
                                   "multi_worker, tpu, got 'horovod'"),

@@ -19,7 +19,7 @@ CHECKPOINT = Checkpoint(
     path="/checkpoints/minilm", model_type="bert", vocab_path="/checkpoints/minilm/vocab.txt",
     lower_case=True, strip_accents=True, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
     unk_token="[UNK]", cls_id=101, sep_id=102, pad_id=0, unk_id=100, vocab_size=30522,
-    fingerprint="abc")
+    declared_pooling="mean", fingerprint="abc")
 
 
 def _components(config=None, checkpoint=None):
