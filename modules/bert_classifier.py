@@ -58,6 +58,10 @@ def build_classifier(model_config: ModelConfig, vocab_size: int, num_labels: int
                    if checkpoint_path else TFBertModel(
                        _scratch_config(model_config, vocab_size, num_labels),
                        name="bert_encoder"))
+        # The encoder's own [CLS] pooler is unused here: frozen, it stays out of the optimizer.
+        pooler = getattr(getattr(encoder, encoder.base_model_prefix, None), "pooler", None)
+        if pooler is not None:
+            pooler.trainable = False
         states = encoder(**_with_segments(encoder, encoder_inputs, inputs)).last_hidden_state
         pooled = MaskedMeanPooling(name="mean_pooling")(states, inputs[features.INPUT_MASK])
         pooled = tf.keras.layers.Dropout(encoder.config.hidden_dropout_prob)(pooled)

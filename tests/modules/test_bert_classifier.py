@@ -75,6 +75,8 @@ def test_the_mean_pooled_head_loads_the_checkpoint_and_padding_does_not_move_it(
                       if "word_embeddings" in variable.name)
     stored = load_file(str(offline_checkpoint / "model.safetensors"))
     np.testing.assert_array_equal(embeddings, stored["embeddings.word_embeddings.weight"])
+    # Only what the output depends on is trained: not the unused [CLS] pooler.
+    assert not [variable.name for variable in model.trainable_variables if "pooler" in variable.name]
 
     inputs, _ = _batch(2, 9, 30522)
     padded = {name: np.pad(values, ((0, 0), (0, 5))) for name, values in inputs.items()}
