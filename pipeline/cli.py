@@ -209,7 +209,9 @@ def _execute(config: PipelineConfig, inputs: RunInputs, log_path: pathlib.Path,
     from components.data_gate import DataGateError
     from components.tokenizer_parity import TokenizerParityError
     from pipeline.local_runner import run_local
+    from pipeline.metadata import metadata_store_of, pipeline_runs
 
+    earlier_runs = {run.name for run in pipeline_runs(metadata_store_of(config))}
     error_text = ""
     try:
         outcome = run_local(config, inputs)
@@ -233,13 +235,16 @@ def _execute(config: PipelineConfig, inputs: RunInputs, log_path: pathlib.Path,
             print("nothing pushed: the model did not pass the Evaluator's thresholds "
                   f"(see the log {log_path})")
             result, event = EXIT_NOT_BLESSED, "not_blessed"
-    _report_and_notify(config, event, error_text, log_path)
+    new_runs = [run.name for run in pipeline_runs(metadata_store_of(config))
+                if run.name not in earlier_runs]
+    _report_and_notify(config, new_runs[-1] if new_runs else None, event, error_text, log_path)
     return result
 
 
-def _report_and_notify(config: PipelineConfig, event: str, error_text: str,
-                       log_path: pathlib.Path) -> None:
-    """Writes the newest run's HTML report and sends `event` with its outcome."""
+def _report_and_notify(config: PipelineConfig, run_id: Optional[str], event: str,
+                       error_text: str, log_path: pathlib.Path) -> None:
+    """Writes the HTML report of run `run_id` (None: the run failed before TFX recorded one)
+    and sends `event` with its outcome."""
     # pylint: disable=import-outside-toplevel
     from pipeline.evaluation import ACCURACY_METRIC, OVERALL_SLICE
     from reporting.html_report import write_run_report
@@ -248,12 +253,16 @@ def _report_and_notify(config: PipelineConfig, event: str, error_text: str,
     summary = f"textclf {config.pipeline_name}: " + {
         "success": "a new model serves", "not_blessed": "the model was not blessed",
         "failure": "the run failed"}[event]
-    try:
-        facts, report_path = write_run_report(config, error=error_text)
-    except Exception:  # pylint: disable=broad-except
-        # The run's own result stands; the log says why the report is missing.
-        logging.exception("the run report could not be written")
+    facts = None
+    if run_id is None:
+        logging.warning("the run failed before ML Metadata recorded it: there is no report")
     else:
+        try:
+            facts, report_path = write_run_report(config, run_id, error=error_text)
+        except Exception:  # pylint: disable=broad-except
+            # The run's own result stands; the log says why the report is missing.
+            logging.exception("the run report could not be written")
+    if facts is not None:
         print(f"report: {report_path}")
         summary = f"textclf {config.pipeline_name}: {facts.outcome}"
         accuracy = facts.slices.get(OVERALL_SLICE, {}).get("candidate", {}).get(ACCURACY_METRIC)
