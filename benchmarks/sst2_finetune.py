@@ -76,8 +76,11 @@ def main() -> None:
         "config": {"train_rows": train_rows, "epochs": args.epochs, "train_steps": train_steps,
                    "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                    "warmup_ratio": config.training.warmup_ratio,
-                   "max_seq_length": config.model.max_seq_length},
+                   "max_seq_length": config.model.max_seq_length,
+                   "pooling": config.model.pooling},
         "dev_accuracy": outcome.accuracy,
+        # Keras' validation pass after each epoch reads the same dev.tsv as the Evaluator.
+        "dev_accuracy_by_epoch": training_stats["by_epoch"].get("val_accuracy"),
         "blessed": outcome.blessed,
         "train_fit_seconds": training_stats["fit_seconds"],
         "train_examples_per_second": training_stats["examples_per_second"],

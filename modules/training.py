@@ -177,7 +177,7 @@ def _warm_start(model: TextClassifier, base_model: Optional[str]) -> None:
 def _write_training_stats(model_run_dir: str, seconds: float, throughput: SteadyThroughput,
                           batch_size: int, history: dict[str, list[float]]) -> None:
     """Logs the throughput of this process's steps (after a resume, only the new ones) and keeps
-    it, with the last epoch's metrics, in the ModelRun."""
+    it in the ModelRun with every epoch's metrics (the validation curve shows where it peaked)."""
     steps = throughput.steps
     examples = steps * batch_size
     steady = throughput.steps_per_second()
@@ -185,7 +185,9 @@ def _write_training_stats(model_run_dir: str, seconds: float, throughput: Steady
              "examples_per_second": round(examples / seconds, 2),
              # Training only, after the first THROUGHPUT_SKIP_STEPS steps (tracing), no validation.
              "steady_examples_per_second": round(steady * batch_size, 2) if steady else None,
-             "last_epoch": {name: values[-1] for name, values in history.items()}}
+             "last_epoch": {name: values[-1] for name, values in history.items()},
+             "by_epoch": {name: [float(value) for value in values]
+                          for name, values in history.items()}}
     logging.info("Trainer: fit took %.1f s for %d steps, %d examples (%.1f examples/s, "
                  "validation included)", seconds, steps, examples, examples / seconds)
     tf.io.gfile.makedirs(model_run_dir)
