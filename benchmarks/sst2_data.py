@@ -30,7 +30,7 @@ def sst2_training_data(data_dir: pathlib.Path, train_rows: int, output_dir: path
 SST2_LENGTH_SKEW = 0.35
 
 
-def sst2_settings(data_dir: pathlib.Path, checkpoint: pathlib.Path) -> list[str]:
+def sst2_settings(data_dir: pathlib.Path, checkpoint: str | pathlib.Path) -> list[str]:
     """Config overrides that read SST-2's train.tsv/dev.tsv and fine-tune `checkpoint`."""
     return [f"data.path={data_dir}", "data.delimiter=\t", "data.text_column=sentence",
             "data.label_column=label", "data.slice_columns=", "data.train_pattern=train.tsv",

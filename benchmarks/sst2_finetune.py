@@ -43,6 +43,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--epochs", type=float, default=1.0, help="passes over the training rows")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--pretrained", default=None,
+                        help="checkpoint folder or cached hub id; default: the offline "
+                             "all-MiniLM-L6-v2 that `make pretrained` installs")
     parser.add_argument("--output-dir", default=str(REPO_ROOT / "outputs" / "bench_sst2"))
     parser.add_argument("--result", default=None,
                         help="JSON path; default benchmarks/results/sst2_finetune[_subset].json")
@@ -56,7 +59,7 @@ def main() -> None:
     data_dir, train_rows = sst2_training_data(pathlib.Path(args.data_dir), args.train_rows,
                                               output_dir)
     train_steps = math.ceil(train_rows * args.epochs / args.batch_size)
-    checkpoint = install_offline_checkpoint()
+    checkpoint = args.pretrained or install_offline_checkpoint()
     config = PipelineConfig.load(None, [
         *sst2_settings(data_dir, checkpoint), f"training.train_steps={train_steps}",
         f"training.epochs={max(1, round(args.epochs))}",
@@ -71,8 +74,8 @@ def main() -> None:
     parity = json.loads(pathlib.Path(newest_artifact(config, TokenizerParityReport.TYPE_NAME).uri,
                                      REPORT_FILE).read_text())
     result = {
-        **result_header("fine-tune all-MiniLM-L6-v2 on SST-2 through the full pipeline "
-                        "(train on train.tsv, Evaluator on dev.tsv)"),
+        **result_header(f"fine-tune {args.pretrained or 'all-MiniLM-L6-v2'} on SST-2 through the "
+                        "full pipeline (train on train.tsv, Evaluator on dev.tsv)"),
         "config": {"train_rows": train_rows, "epochs": args.epochs, "train_steps": train_steps,
                    "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                    "warmup_ratio": config.training.warmup_ratio,

@@ -4,6 +4,7 @@ One module-scoped run is shared: its assertions cover every component, the bless
 the pushed model's signatures; later tests rerun it to check caching and the Evaluator's gate.
 """
 
+import json
 import pathlib
 import re
 
@@ -16,7 +17,8 @@ from tfx import v1 as tfx
 
 from modules import features
 from pipeline.config import PipelineConfig
-from pipeline.local_runner import run_local
+from modules.training import TRAINING_STATS_FILE
+from pipeline.local_runner import newest_artifact, run_local
 from serving import signing
 from serving.store import ModelStore, verify_version
 from tests.conftest import write_sample
@@ -123,6 +125,17 @@ def test_pushed_model_classifies_raw_text_like_serialized_examples(first_run):
     from_examples = model.signatures[features.SERVING_SIGNATURE](examples=tf.constant(examples))
     np.testing.assert_allclose(from_examples[features.PROBABILITIES].numpy(), probabilities,
                                atol=1e-6)
+
+
+def test_the_model_run_keeps_every_epochs_metrics(first_run):
+    _, config, _ = first_run
+    stats = json.loads(pathlib.Path(newest_artifact(config, "ModelRun").uri,
+                                    TRAINING_STATS_FILE).read_text())
+    by_epoch = stats["by_epoch"]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(by_epoch)
+    assert all(len(values) == config.training.epochs for values in by_epoch.values())
+    assert {name: values[-1] for name, values in by_epoch.items()} == stats["last_epoch"]
+    assert by_epoch["loss"][-1] < by_epoch["loss"][0]  # the second epoch is recorded, not a copy
 
 
 def test_reruns_with_unchanged_inputs_reuse_cached_executions(first_run):
