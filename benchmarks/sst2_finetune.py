@@ -35,6 +35,7 @@ from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.local_runner import newest_artifact, run_local  # noqa: E402
 from pipeline.offline_checkpoint import install_offline_checkpoint  # noqa: E402
 
+
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--data-dir", default=str(SST2_DIR), help="folder with train.tsv, dev.tsv")

@@ -40,12 +40,13 @@ import tensorflow_transform as tft  # noqa: E402
 
 from benchmarks.machine import result_header, write_result  # noqa: E402
 from benchmarks.sst2_data import SST2_DIR, sst2_settings, sst2_training_data  # noqa: E402
-from modules.bert_classifier import build_classifier, compile_classifier, resolve_pooling  # noqa: E402,E501
-from pipeline.checkpoint import resolve_checkpoint  # noqa: E402
+from modules.bert_classifier import (build_classifier, compile_classifier,  # noqa: E402
+                                     resolve_pooling)
 from modules.callbacks import SteadyThroughput  # noqa: E402
 from modules.datasets import input_dataset  # noqa: E402
 from modules.strategy import precision_policy  # noqa: E402
 from modules.training import THROUGHPUT_SKIP_STEPS, TRAINING_STATS_FILE  # noqa: E402
+from pipeline.checkpoint import resolve_checkpoint  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.local_runner import newest_artifact, run_local  # noqa: E402
 from pipeline.offline_checkpoint import install_offline_checkpoint  # noqa: E402

@@ -181,13 +181,13 @@ def _write_training_stats(model_run_dir: str, seconds: float, throughput: Steady
     steps = throughput.steps
     examples = steps * batch_size
     steady = throughput.steps_per_second()
+    by_epoch = {name: [float(value) for value in values] for name, values in history.items()}
     stats = {"fit_seconds": round(seconds, 1), "train_steps": steps, "train_examples": examples,
              "examples_per_second": round(examples / seconds, 2),
              # Training only, after the first THROUGHPUT_SKIP_STEPS steps (tracing), no validation.
              "steady_examples_per_second": round(steady * batch_size, 2) if steady else None,
-             "last_epoch": {name: values[-1] for name, values in history.items()},
-             "by_epoch": {name: [float(value) for value in values]
-                          for name, values in history.items()}}
+             "last_epoch": {name: values[-1] for name, values in by_epoch.items()},
+             "by_epoch": by_epoch}
     logging.info("Trainer: fit took %.1f s for %d steps, %d examples (%.1f examples/s, "
                  "validation included)", seconds, steps, examples, examples / seconds)
     tf.io.gfile.makedirs(model_run_dir)

@@ -16,8 +16,8 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from modules import features
-from pipeline.config import PipelineConfig
 from modules.training import TRAINING_STATS_FILE
+from pipeline.config import PipelineConfig
 from pipeline.local_runner import newest_artifact, run_local
 from serving import signing
 from serving.store import ModelStore, verify_version
