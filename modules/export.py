@@ -16,10 +16,6 @@ import tensorflow_transform as tft
 
 from modules import features
 
-# Argument names of `predict_text`: the text, and the second text of a sentence pair.
-TEXT_INPUT_NAMES = ("text", "text_pair")
-
-
 def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
                          text_columns: Sequence[str], label_names: Sequence[str],
                          export_dir: str) -> None:
@@ -50,7 +46,7 @@ def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTrans
         return predict(model.tft_layer(raw_features))
 
     text_inputs = [tf.TensorSpec([None], tf.string, name=name)
-                   for name in TEXT_INPUT_NAMES[:len(text_columns)]]
+                   for name in features.TEXT_INPUT_NAMES[:len(text_columns)]]
 
     @tf.function(input_signature=text_inputs)
     def predict_text(*texts: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -23,6 +23,10 @@ PROBABILITIES = "probabilities"
 PREDICTED_LABEL = "label"
 PREDICTED_CLASS_ID = "class_id"
 
+# Argument names of the `predict_text` signature: the text, and the second text of a sentence
+# pair.
+TEXT_INPUT_NAMES = ("text", "text_pair")
+
 # Exported signature names.
 SERVING_SIGNATURE = "serving_default"
 TEXT_SIGNATURE = "predict_text"

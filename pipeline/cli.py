@@ -121,8 +121,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", help="port (serving.port)")
     models = commands.add_parser("models", help="the versioned serving store")
     model_actions = models.add_subparsers(dest="action", required=True)
-    model_actions.add_parser("list", parents=[options, cluster_store],
-                             help="every version, newest first")
+    listing = model_actions.add_parser("list", parents=[options, cluster_store],
+                                       help="every version, newest first")
+    listing.add_argument("--server", metavar="URL",
+                         help="also ask this running server which version it serves and which "
+                              "it refused (token from TEXTCLF_SERVING_TOKEN)")
     rollback = model_actions.add_parser(
         "rollback", parents=[options, cluster_store],
         help="serve the previous good version (or --to VERSION); newer ones are marked rejected")

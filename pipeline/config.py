@@ -30,6 +30,9 @@ ORCHESTRATORS = ("local", "beam")
 SPAN_TOKEN = "{SPAN}"
 # Python's csv module (which TFX's CSV decoder uses) refuses longer fields by default.
 CSV_FIELD_LIMIT = 131_072
+# The most bytes JSON spends on one character: a character outside the Basic Multilingual
+# Plane (an emoji) escaped as a surrogate pair: \ud83d\ude00.
+_JSON_BYTES_PER_CHAR = 12
 # What `notifications.events` may list.
 NOTIFICATION_EVENTS = ("success", "failure", "not_blessed", "rollback")
 # Pipeline roots a Kubeflow run can write to: object stores, or a path on a volume every step mounts.
@@ -232,9 +235,12 @@ class ServingConfig:
     # Model calls running at once (TF Serving's num_batch_threads): a batch forms while another
     # runs, so the CPU does not idle while requests wait for company. About the core count.
     max_concurrent_batches: int = 2
-    # Request limits, answered with 400 and a message.
+    # Request limits, answered with 413 and the limit's name: texts in one request, characters
+    # (code points) in one text, and bytes in one body, counted while it is read. 0 bytes means
+    # the largest body that fits the other two: JSON escapes an emoji in 12 bytes.
     max_instances: int = 64
     max_text_chars: int = 10000
+    max_body_bytes: int = 0
     # Good versions kept in the store after each push (0 keeps all); rejected ones stay.
     keep_versions: int = 5
     # Ed25519 private key (PEM) the Pusher signs each manifest with; empty: TEXTCLF_SIGNING_KEY,
@@ -242,6 +248,14 @@ class ServingConfig:
     signing_key_file: str = ""
     # Ed25519 public key (PEM): when set, the server loads only versions signed by its pair.
     verify_key_file: str = ""
+
+    def body_limit_bytes(self) -> int:
+        """`max_body_bytes`, or what the largest request within the other limits needs: every
+        text of a sentence pair at its limit, each character escaped in 12 bytes."""
+        if self.max_body_bytes:
+            return self.max_body_bytes
+        per_text = self.max_text_chars * _JSON_BYTES_PER_CHAR + 64
+        return self.max_instances * (2 * per_text + 64) + 65536
 
 
 @dataclasses.dataclass
@@ -438,6 +452,8 @@ class PipelineConfig:
              "serving.max_concurrent_batches must be >= 1"),
             (self.serving.max_instances >= 1 and self.serving.max_text_chars >= 1,
              "serving.max_instances and serving.max_text_chars must be positive"),
+            (self.serving.max_body_bytes >= 0,
+             "serving.max_body_bytes must be >= 0 (0: what the other limits need)"),
             (self.serving.keep_versions >= 0, "serving.keep_versions must be >= 0 (0 keeps all)"),
             (1 <= self.data.max_text_chars <= CSV_FIELD_LIMIT,
              f"data.max_text_chars must be in [1, {CSV_FIELD_LIMIT}], the longest field "

@@ -6,6 +6,9 @@ one call per request leaves clients queueing behind each other. Requests wait at
 request alone does. Up to `max_concurrent_batches` calls run at once (TF Serving's
 `num_batch_threads`): the next batch forms only when one finishes, so under load it takes every
 request that queued meanwhile, and the CPU is not idle while a batch waits for company.
+
+Batching never lets one request fail another: a call that fails is split and retried until
+the failure is confined to the requests that cause it.
 """
 
 from __future__ import annotations
@@ -86,19 +89,31 @@ class MicroBatcher:
             await asyncio.sleep(min(deadline - loop.time(), _POLL_SECONDS))
 
     async def _answer(self, batch: list[_Request]) -> None:
+        # A request whose client went away was cancelled: nobody waits for its answer.
+        batch = [request for request in batch if not request.answer.done()]
+        if not batch:
+            return
         items = [item for request in batch for item in request.items]
         try:
             results, tag = await asyncio.get_running_loop().run_in_executor(
                 None, self._run_batch, items)
+            if len(results) != len(items):
+                raise RuntimeError(f"the model answered {len(results)} results for "
+                                   f"{len(items)} items")
         except Exception as error:  # pylint: disable=broad-except
-            # The callers see the error; the loop keeps serving later requests.
-            for request in batch:
-                if not request.answer.done():
-                    request.answer.set_exception(error)
+            if len(batch) == 1:
+                if not batch[0].answer.done():
+                    batch[0].answer.set_exception(error)
+                return
+            # One request's items may be what failed the call: its halves run apart, again and
+            # again, so the failure reaches only the requests whose own items fail it (a few
+            # calls for one bad request in a batch, not one per request).
+            middle = len(batch) // 2
+            await self._answer(batch[:middle])
+            await self._answer(batch[middle:])
             return
         start = 0
         for request in batch:
-            # A request whose client went away was cancelled: nobody waits for its answer.
             if not request.answer.done():
                 request.answer.set_result((results[start:start + len(request.items)], tag))
             start += len(request.items)

@@ -6,6 +6,7 @@ import argparse
 import logging
 import pathlib
 import sys
+from typing import Any, Optional
 
 from pipeline.config import PipelineConfig
 from pipeline.notifications import notify
@@ -37,7 +38,7 @@ def models(config: PipelineConfig, store_root: str, args: argparse.Namespace) ->
     try:
         verify_key = load_verify_key(config.serving.verify_key_file)
         if args.action == "list":
-            return _list(store, verify_key)
+            return _list(store, config.model_name, verify_key, args.server)
         target = store.rollback(args.to, reason=args.reason, verify_key=verify_key)
     except (StoreError, KeyFileError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -66,28 +67,54 @@ def keygen(private_key: str, public_key: str) -> int:
     return 0
 
 
-def _list(store, verify_key) -> int:
-    """Every version, newest first, with the state a server would give it."""
-    from serving.store import VersionRefused, verify_version  # pylint: disable=import-outside-toplevel
+def _list(store, model_name: str, verify_key, server_url: Optional[str]) -> int:
+    """Every version, newest first: the store's view, and with `server_url` the server's own."""
+    # pylint: disable=import-outside-toplevel
+    from serving.store import VersionRefused, verify_version
+    from serving.status import ServerStatusError, served_versions
 
     versions = store.versions()
     if not versions:
         print(f"no versions in {store.model_dir}")
         return 0
-    serving_found = False
+    server_states: dict[int, tuple[str, str]] = {}
+    if server_url:
+        try:
+            server_states = served_versions(server_url, model_name)
+        except ServerStatusError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     print("version\tstate\tsigned\tpublished_at\tdata_span\taccuracy\tnote")
     for version in reversed(versions):
-        state, note = "rejected", ""
-        if not version.rejected:
+        if version.rejected:
+            state, note = "rejected", ""
+        elif version.problem:
+            state, note = "unreadable", version.problem
+        else:
             try:
                 verify_version(version, verify_key)
-                state = "good" if serving_found else "serving"
-                serving_found = True
+                state, note = "verified", ""
             except VersionRefused as error:
                 state, note = "refused", str(error)
-        accuracy = version.manifest.get("metrics", {}).get("accuracy")
+        if version.number in server_states:
+            state, note = server_states[version.number]
+        manifest = version.manifest
         print(f"{version.number}\t{state}\t{'yes' if version.signed else 'no'}\t"
-              f"{version.manifest.get('published_at', '?')}\t"
-              f"{version.manifest.get('data_span', '?')}\t"
-              f"{'?' if accuracy is None else f'{accuracy:.4f}'}\t{note}")
+              f"{_field(manifest.get('published_at'))}\t{_field(manifest.get('data_span'))}\t"
+              f"{_accuracy(manifest.get('metrics'))}\t{note}")
+    if not server_url:
+        print("verified: its files and signature check out; only a server knows whether it "
+              "loads and which version it serves: add --server URL", file=sys.stderr)
     return 0
+
+
+def _field(value: Any) -> str:
+    """A manifest value on one line of the table, whatever a hand-edited manifest holds."""
+    return "?" if value is None else " ".join(str(value).split())[:40]
+
+
+def _accuracy(metrics: Any) -> str:
+    accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
+    if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool):
+        return f"{accuracy:.4f}"
+    return "?"

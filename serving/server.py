@@ -1,289 +1,251 @@
-"""`textclf serve`: KServe's model server over the versioned store, with hot reload.
+"""`textclf serve`: KServe's V1/V2 protocols over the versioned store, with hot reload.
 
-The HTTP API is KServe's own (its RESTServer and DataPlane): V1, the TF Serving REST shape,
-  POST /v1/models/<name>:predict   {"instances": ["text", ...]}  (or {"text": .., "text_pair": ..})
-and V2, the Open Inference Protocol,
-  POST /v2/models/<name>/infer     {"inputs": [{"name": "text", "datatype": "BYTES", ...}]}
-with liveness (`/`, /v2/health/live) and readiness (/v1/models/<name>, /v2/health/ready).
-KServe's `ModelServer.start` always binds 0.0.0.0 and offers no middleware hook, so the same
-application is built here and run under uvicorn on the configured host, with bearer-token auth
-and request limits in front of it.
+Every path the server answers is in `_routes` below; anything else is 404, a known path with
+another method 405. Prediction, V1 (TF Serving's REST API) and V2 (the Open Inference Protocol):
+  POST /v1/models/<name>[/versions/<v>]:predict  {"instances": ["text", ...]}
+  POST /v2/models/<name>[/versions/<v>]/infer    {"inputs": [{"name": "text", ...}]}
+Status and metadata: GET /v1/models/<name>[/versions/<v>] (TF Serving's model status),
+/v2/models/<name>[/versions/<v>], /v2/models/<name>[/versions/<v>]/ready, /v2, /v2/models,
+/v1/models, /metrics. Probes, open without the token: `/`, /v2/health/live (alive),
+/v2/health/ready (a version is loaded: a prediction would be answered).
 
-The newest good version is loaded at start; a poller swaps in a newer (or rolled-back) version
-once it has loaded and answered a warm-up call, so no request ever meets a half-loaded model.
+KServe (`kserve==0.13.1`) provides the model interface, the data plane behind the status and
+metadata paths, the V2 response type and the Prometheus handler. Three of its parts are not
+used, each for a reason: its request decoding (see `serving/protocol.py`), its
+`/v2/health/ready`, which answers ready even with no version loaded, and its model repository
+API (`/v2/repository/models/<name>/unload`), which let any caller unload the model for good
+while the probes said healthy: a prediction port has no place for it. KServe's
+`ModelServer.start` also always binds 0.0.0.0 and has no middleware hook, so the application is
+built here and run under uvicorn on the configured host, behind `serving/edge.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import hmac
+import contextlib
 import logging
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, AsyncIterator, Callable, Optional
 
-import numpy as np
-import tensorflow as tf
-# Registers the WordPiece, case-folding and normalisation ops that fine-tuned models' transform
-# graphs call; loading such a SavedModel fails without them.
-import tensorflow_text  # noqa: F401  pylint: disable=unused-import
+import orjson
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from kserve import Model
-from kserve.errors import InvalidInput
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from kserve.protocol.model_repository_extension import ModelRepositoryExtension
-from kserve.protocol.rest.server import RESTServer
+from kserve.protocol.rest.server import metrics_handler
+from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from modules import features
-from modules.export import TEXT_INPUT_NAMES
 from pipeline.config import ServingConfig
-from serving import signing
-from serving.batching import MicroBatcher
-from serving.store import ModelStore, Version, verify_version
+from serving import protocol, signing
+from serving.edge import TOKEN_ENV, Edge
+from serving.model import TextClassifier
+from serving.protocol import RequestError
+from serving.store import ModelStore
 
-TOKEN_ENV = "TEXTCLF_SERVING_TOKEN"
-# Probes must work without the token: Kubernetes does not send one.
-OPEN_PATHS = ("/", "/v2/health/live", "/v2/health/ready")
-# Content types of request bodies that are read as JSON: none given, and what clients such as
-# `curl -d` send by default.
-_READ_AS_JSON = ("", "application/x-www-form-urlencoded", "text/plain")
+VERSION_HEADER = "X-Model-Version"
 
 logger = logging.getLogger("textclf.serving")
 
 
-@dataclasses.dataclass(frozen=True)
-class LoadedVersion:
-    """A version in memory: its number and its `predict_text` signature."""
+class _ModelNameConvertor(Convertor):
+    """A model name in a path: no "/" and no ":", so `<name>:predict` is never a name."""
 
-    number: int
-    predict_text: Any
-    text_inputs: tuple[str, ...]
-    # The signature holds its variables only while the loaded object lives.
-    saved_model: Any
+    regex = "[^/:]+"
 
+    def convert(self, value: str) -> str:
+        return value
 
-class TextClassifier(Model):
-    """Answers V1 and V2 requests with the store's newest good version, batched."""
-
-    def __init__(self, name: str, store: ModelStore, settings: ServingConfig,
-                 verify_key: Optional[signing.VerifyKey] = None):
-        super().__init__(name)
-        self.store = store
-        self.settings = settings
-        self.verify_key = verify_key
-        self.loaded: Optional[LoadedVersion] = None
-        self._refused: set[int] = set()
-        self._batcher = MicroBatcher(self._predict_batch, settings.max_batch_size,
-                                     settings.max_batch_wait_ms / 1000,
-                                     settings.max_concurrent_batches)
-
-    def load(self) -> bool:
-        self.refresh()
-        return self.ready
-
-    def refresh(self) -> bool:
-        """Serves the newest good version if it is not the one loaded; True when it swapped."""
-        for candidate in self.store.serving_candidates():
-            if self.loaded and candidate.number == self.loaded.number:
-                return False
-            if candidate.number in self._refused:
-                continue
-            try:
-                verify_version(candidate, self.verify_key)
-                loaded = _load(candidate)
-            except Exception as error:  # pylint: disable=broad-except
-                # Whatever breaks a candidate (a refused signature, a graph that does not load,
-                # a warm-up call that fails), the version in service keeps serving.
-                self._refused.add(candidate.number)
-                logger.error("refusing version %d of %s: %s; still serving %s", candidate.number,
-                             self.name, error,
-                             f"version {self.loaded.number}" if self.loaded else "nothing")
-                continue
-            previous = self.loaded
-            self.loaded = loaded
-            self.ready = True
-            logger.info("serving version %d of %s%s", loaded.number, self.name,
-                        f" (was {previous.number})" if previous else "")
-            return True
-        if self.loaded is None:
-            logger.warning("no servable version of %s under %s yet; not ready", self.name,
-                           self.store.model_dir)
-        return False
-
-    async def poll(self) -> None:
-        """Looks for a newer or rolled-back version every `poll_seconds`, forever."""
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.settings.poll_seconds)
-            try:
-                await loop.run_in_executor(None, self.refresh)
-            except Exception:  # pylint: disable=broad-except
-                # A store that cannot be read now may be readable at the next poll.
-                logger.exception("looking for new versions of %s failed", self.name)
-
-    async def predict(self, payload: dict | InferRequest,
-                      headers: Optional[dict[str, str]] = None) -> dict | InferResponse:
-        v2 = isinstance(payload, InferRequest)
-        rows = _v2_rows(payload) if v2 else _v1_rows(payload)
-        self._check_limits(rows)
-        results, version = await self._batcher.submit(rows)
-        if not v2:
-            return {"predictions": results, "model_version": str(version)}
-        probabilities = np.asarray([row[features.PROBABILITIES] for row in results], np.float32)
-        return InferResponse(
-            response_id=payload.id or "", model_name=self.name, model_version=str(version),
-            infer_outputs=[
-                InferOutput(features.PROBABILITIES, list(probabilities.shape), "FP32",
-                            probabilities.flatten().tolist()),
-                InferOutput(features.PREDICTED_LABEL, [len(results)], "BYTES",
-                            [row[features.PREDICTED_LABEL] for row in results]),
-                InferOutput(features.PREDICTED_CLASS_ID, [len(results)], "INT64",
-                            [row[features.PREDICTED_CLASS_ID] for row in results]),
-            ])
-
-    def _check_limits(self, rows: Sequence[tuple[str, ...]]) -> None:
-        if not rows:
-            raise InvalidInput("no instances: send at least one text")
-        if len(rows) > self.settings.max_instances:
-            raise InvalidInput(f"{len(rows)} instances in one request; the limit is "
-                               f"{self.settings.max_instances} (serving.max_instances): split it")
-        expected = len(self.loaded.text_inputs) if self.loaded else 1
-        for index, row in enumerate(rows):
-            if len(row) != expected:
-                raise InvalidInput(f"instance {index} has {len(row)} text(s); this model takes "
-                                   f"{expected} ({', '.join(TEXT_INPUT_NAMES[:expected])})")
-            longest = max(len(text) for text in row)
-            if longest > self.settings.max_text_chars:
-                raise InvalidInput(f"instance {index} has {longest} characters; the limit is "
-                                   f"{self.settings.max_text_chars} (serving.max_text_chars)")
-
-    def _predict_batch(self, rows: Sequence[tuple[str, ...]]) -> tuple[list[dict], int]:
-        loaded = self.loaded  # one version answers the whole batch, even during a swap
-        outputs = loaded.predict_text(**{
-            name: tf.constant([row[index] for row in rows])
-            for index, name in enumerate(loaded.text_inputs)})
-        probabilities = outputs[features.PROBABILITIES].numpy().tolist()
-        labels = [label.decode() for label in outputs[features.PREDICTED_LABEL].numpy()]
-        class_ids = outputs[features.PREDICTED_CLASS_ID].numpy().tolist()
-        return [{features.PREDICTED_LABEL: label, features.PROBABILITIES: probability,
-                 features.PREDICTED_CLASS_ID: class_id}
-                for label, probability, class_id in zip(labels, probabilities, class_ids)
-                ], loaded.number
+    def to_string(self, value: str) -> str:
+        return value
 
 
-def _load(version: Version) -> LoadedVersion:
-    """Loads a SavedModel and calls it once, so its first real request is not the slow one."""
-    saved_model = tf.saved_model.load(version.path)
-    predict_text = saved_model.signatures[features.TEXT_SIGNATURE]
-    text_inputs = tuple(name for name in TEXT_INPUT_NAMES
-                        if name in predict_text.structured_input_signature[1])
-    predict_text(**{name: tf.constant(["warm-up"]) for name in text_inputs})
-    return LoadedVersion(version.number, predict_text, text_inputs, saved_model)
+class _VersionConvertor(Convertor):
+    regex = "[0-9]{1,19}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
 
 
-def _v1_rows(payload: Any) -> list[tuple[str, ...]]:
-    if not isinstance(payload, dict) or "instances" not in payload:
-        raise InvalidInput('expected a JSON object {"instances": ["text", ...]}')
-    rows = []
-    for index, instance in enumerate(payload["instances"]):
-        if isinstance(instance, str):
-            rows.append((instance,))
-        elif isinstance(instance, dict) and all(
-                isinstance(instance.get(name), str) for name in instance) and "text" in instance:
-            rows.append(tuple(instance[name] for name in TEXT_INPUT_NAMES if name in instance))
-        else:
-            raise InvalidInput(f"instance {index} must be a string, or an object with string "
-                               f"fields text (and text_pair), got {type(instance).__name__}")
-    return rows
+register_url_convertor("model_name", _ModelNameConvertor())
+register_url_convertor("version", _VersionConvertor())
 
 
-def _v2_rows(request: InferRequest) -> list[tuple[str, ...]]:
-    columns = {}
-    for tensor in request.inputs:
-        if tensor.name not in TEXT_INPUT_NAMES:
-            raise InvalidInput(f"unknown input {tensor.name!r}; this model takes "
-                               f"{', '.join(TEXT_INPUT_NAMES)}")
-        if tensor.datatype != "BYTES" or not all(isinstance(value, str) for value in tensor.data):
-            raise InvalidInput(f"input {tensor.name!r} must be BYTES holding strings, "
-                               f"got {tensor.datatype}")
-        columns[tensor.name] = list(tensor.data)
-    if "text" not in columns:
-        raise InvalidInput('the request needs an input named "text"')
-    if len({len(values) for values in columns.values()}) > 1:
-        raise InvalidInput("text and text_pair must hold the same number of values")
-    return list(zip(*(columns[name] for name in TEXT_INPUT_NAMES if name in columns)))
-
-
-def build_app(model: TextClassifier, token: Optional[str]) -> FastAPI:
-    """KServe's REST application for `model`, behind auth and a request size limit."""
+def build_app(model: TextClassifier, token: Optional[str]) -> Edge:
+    """The routes of `model` behind the edge (auth and the body limit)."""
+    settings = model.settings
+    limits = protocol.Limits(settings.max_instances, settings.max_text_chars,
+                             settings.body_limit_bytes())
     repository = ModelRepository()
     repository.update(model)
-    app = RESTServer(DataPlane(model_registry=repository),
-                     ModelRepositoryExtension(model_registry=repository)).create_application()
-    settings = model.settings
-    # Every text at its limit, JSON-escaped at worst 6 bytes per character, plus the framing.
-    max_body_bytes = settings.max_instances * (settings.max_text_chars * 6 + 64) + 4096
+    dataplane = DataPlane(model_registry=repository)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if token and request.url.path not in OPEN_PATHS:
-            scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(presented, token):
-                return JSONResponse({"error": "missing or wrong bearer token: send "
-                                              "'Authorization: Bearer <token>'"},
-                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        if request.method == "POST" and request.headers.get("content-type", "").split(";")[0] \
-                in _READ_AS_JSON:
-            # TF Serving reads the body as JSON whatever it is labelled, and its users' habits
-            # follow (`curl -d` labels it a form); KServe would hand such a body on undecoded.
-            request.scope["headers"] = [
-                (name, value) for name, value in request.scope["headers"]
-                if name != b"content-type"] + [(b"content-type", b"application/json")]
-        length = request.headers.get("content-length", "0")
-        if length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse({"error": f"request body of {length} bytes is over the "
-                                          f"{max_body_bytes}-byte limit (serving.max_instances "
-                                          "x serving.max_text_chars)"}, status_code=400)
-        return await call_next(request)
+    def check_name(request: Request) -> None:
+        if request.path_params["model_name"] != model.name:
+            raise ModelNotFound(request.path_params["model_name"])
 
-    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        # FastAPI answers 422; a malformed body is a client error like any other: 400.
-        problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}"
-                             for item in error.errors()[:3])
-        logger.warning("400 for %s: %s", request.url.path, problems)
-        return JSONResponse({"error": f"malformed request: {problems}"}, status_code=400)
+    async def predict(request: Request, parse: Callable, answer: Callable) -> Response:
+        check_name(request)
+        version = request.path_params.get("version")
+        loaded = model.serving_version(version)
+        protocol.check_media_type(request.headers.getlist("content-type"))
+        text_request = parse(protocol.read_json(await request.body()), loaded.text_inputs,
+                             limits)
+        try:
+            results, answered_by = await model.predict_texts(text_request.rows, version)
+        except (RequestError, ModelNotReady):
+            raise
+        except Exception:  # pylint: disable=broad-except
+            # Confined to this request by the batcher; the others in its batch were answered.
+            logger.exception("the model failed on a request of %d text(s)",
+                             len(text_request.rows))
+            return _error(500, "the model failed on this request (the server log has the error)")
+        return Response(answer(text_request, results, answered_by),
+                        media_type="application/json",
+                        headers={VERSION_HEADER: str(answered_by)})
 
-    async def invalid_input(request: Request, error: InvalidInput) -> JSONResponse:
-        # KServe's own handler logs a traceback per bad request; one line says enough.
-        logger.warning("400 for %s: %s", request.url.path, error.reason)
-        return JSONResponse({"error": error.reason}, status_code=400)
+    async def v1_predict(request: Request) -> Response:
+        return await predict(request, protocol.parse_v1, protocol.v1_answer)
 
-    app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(InvalidInput, invalid_input)
+    async def v2_infer(request: Request) -> Response:
+        return await predict(request, protocol.parse_v2, lambda text_request, results, version:
+                             protocol.v2_answer(text_request, results, version, model.name))
 
-    @app.on_event("startup")
-    async def start_polling() -> None:
-        app.state.poller = asyncio.get_running_loop().create_task(model.poll())
+    async def v1_status(request: Request) -> Response:
+        """KServe's {"name", "ready"} and TF Serving's model_version_status, 503 when not ready."""
+        check_name(request)
+        status = model.version_status()
+        version = request.path_params.get("version")
+        if version is not None:
+            status = [entry for entry in status if entry["version"] == str(version)]
+            if not status:
+                raise RequestError(404, f"version {version} of {model.name} is neither served "
+                                        "nor refused by this server")
+        ready = any(entry["state"] == "AVAILABLE" for entry in status)
+        return _json({"name": model.name, "ready": ready, "model_version_status": status},
+                     200 if ready else 503)
 
-    return app
+    async def live(_: Request) -> Response:
+        return _json(await dataplane.live())
+
+    async def live_v2(_: Request) -> Response:
+        return _json({"live": True})
+
+    async def ready_v2(_: Request) -> Response:
+        # KServe answers ready unconditionally; a probe must see whether predictions would work.
+        return _json({"ready": model.ready}, 200 if model.ready else 503)
+
+    async def server_metadata(_: Request) -> Response:
+        # KServe lists its model repository extension, which this server does not offer.
+        return _json({**dataplane.metadata(), "extensions": []})
+
+    async def list_models(_: Request) -> Response:
+        return _json({"models": list(dataplane.model_registry.get_models())})
+
+    async def model_metadata(request: Request) -> Response:
+        check_name(request)
+        loaded = model.serving_version(request.path_params.get("version"))
+        metadata = await dataplane.model_metadata(model.name)
+        return _json({**metadata, "versions": [str(loaded.number)],
+                      "platform": "tensorflow_savedmodel"})
+
+    async def model_ready(request: Request) -> Response:
+        check_name(request)
+        loaded = model.serving_version(request.path_params.get("version"))
+        return _json({"name": model.name, "ready": dataplane.model_ready(model.name),
+                      "version": str(loaded.number)})
+
+    model_path = "/{model_name:model_name}"
+    version_path = "/versions/{version:version}"
+    routes = [
+        Route("/", live, methods=["GET"]),
+        Route("/metrics", metrics_handler, methods=["GET"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route(f"/v1/models{model_path}:predict", v1_predict, methods=["POST"]),
+        Route(f"/v1/models{model_path}{version_path}:predict", v1_predict, methods=["POST"]),
+        Route(f"/v1/models{model_path}", v1_status, methods=["GET"]),
+        Route(f"/v1/models{model_path}{version_path}", v1_status, methods=["GET"]),
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/health/live", live_v2, methods=["GET"]),
+        Route("/v2/health/ready", ready_v2, methods=["GET"]),
+        Route("/v2/models", list_models, methods=["GET"]),
+        Route(f"/v2/models{model_path}", model_metadata, methods=["GET"]),
+        Route(f"/v2/models{model_path}{version_path}", model_metadata, methods=["GET"]),
+        Route(f"/v2/models{model_path}/ready", model_ready, methods=["GET"]),
+        Route(f"/v2/models{model_path}{version_path}/ready", model_ready, methods=["GET"]),
+        Route(f"/v2/models{model_path}/infer", v2_infer, methods=["POST"]),
+        Route(f"/v2/models{model_path}{version_path}/infer", v2_infer, methods=["POST"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def polling(_: Starlette) -> AsyncIterator[None]:
+        poller = asyncio.get_running_loop().create_task(model.poll())
+        yield
+        poller.cancel()
+
+    app = Starlette(routes=routes, lifespan=polling, exception_handlers={
+        HTTPException: _http_error, RequestError: _request_error, InvalidInput: _invalid_input,
+        ModelNotFound: _not_found, ModelNotReady: _not_ready})
+    return Edge(app, token, limits.max_body_bytes)
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+def _error(status: int, message: str, headers: Optional[dict[str, str]] = None) -> Response:
+    response = _json({"error": message}, status)
+    response.headers.update(headers or {})
+    return response
+
+
+async def _http_error(request: Request, error: HTTPException) -> Response:
+    # The router's 404 and 405 (with its Allow header), in the server's one error shape.
+    message = {404: f"no such path {request.url.path}: see README's Serving section",
+               405: f"{request.method} is not allowed on {request.url.path}"}.get(
+                   error.status_code, str(error.detail))
+    return _error(error.status_code, message, error.headers)
+
+
+async def _request_error(request: Request, error: RequestError) -> Response:
+    logger.warning("%d for %s: %s", error.status, request.url.path, error.message)
+    return _error(error.status, error.message)
+
+
+async def _invalid_input(request: Request, error: InvalidInput) -> Response:
+    logger.warning("400 for %s: %s", request.url.path, error.reason)
+    return _error(400, error.reason)
+
+
+async def _not_found(_: Request, error: ModelNotFound) -> Response:
+    return _error(404, str(error))
+
+
+async def _not_ready(_: Request, error: ModelNotReady) -> Response:
+    return _error(503, str(error))
 
 
 def serve(store_root: str, model_name: str, settings: ServingConfig) -> None:
-    """Loads the newest good version and serves it until SIGINT/SIGTERM."""
+    """Loads the newest good version (if any) and serves until SIGINT/SIGTERM."""
     verify_key = signing.load_verify_key(settings.verify_key_file)
     model = TextClassifier(model_name, ModelStore(store_root, model_name), settings, verify_key)
     model.load()
     token = os.environ.get(TOKEN_ENV) or None
-    logger.info("serving %s from %s on http://%s:%d (batching %s, auth %s, signatures %s)",
+    logger.info("serving %s from %s on http://%s:%d (batching %s, auth %s, signatures %s, "
+                "body limit %d bytes)",
                 model_name, model.store.model_dir, settings.host, settings.port,
                 f"up to {settings.max_batch_size} texts / {settings.max_batch_wait_ms} ms, "
                 f"{settings.max_concurrent_batches} at once"
                 if settings.max_batch_size > 1 else "off",
-                "on" if token else "off", "required" if verify_key else "not required")
-    uvicorn.run(build_app(model, token), host=settings.host, port=settings.port,
-                log_level="info", access_log=False)
+                "on" if token else "off", "required" if verify_key else "not required",
+                settings.body_limit_bytes())
+    # httptools, not h11: the edge's 413 behaviour is tested with it. No WebSocket.
+    uvicorn.run(build_app(model, token), host=settings.host, port=settings.port, http="httptools",
+                ws="none", lifespan="on", log_level="info", access_log=False)

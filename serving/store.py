@@ -4,35 +4,53 @@ Layout, TF Serving compatible (servers load only the numeric folders):
   <root>/<model>/<version>/                SavedModel + manifest.json (+ manifest.sig when signed)
   <root>/<model>/<version>.rejected/       a version taken out of service by a rollback (kept)
   <root>/<model>/.staging-<version>-<pid>/ a push in progress, invisible to servers
-  <root>/<model>/history.jsonl             one line per publish, rejection and retention delete
+  <root>/<model>/history.jsonl             one line per publish, rejection, restore and delete
+  <root>/<model>/operation.json            a change committed but not yet applied (see below)
 
-A version is published by writing it aside and renaming it into place, so a push killed halfway
-leaves only a staging folder that no server lists and the next push removes. On object stores,
-where a folder rename is not atomic, the manifest is the commit record instead: the server only
-loads a version whose files all match the SHA-256 sums its manifest lists.
+Every change is all-or-nothing. A publish is written aside first. Then each change (the rename
+that publishes, the renames of a rollback, the deletes of retention) is committed by writing
+`operation.json` whole, applied to the folders, recorded in the history and the file removed.
+Readers apply a pending operation to what they list, so they see the old state or the new one,
+never a part; a writer that finds one left by a crash finishes it first. On object stores,
+where a folder rename is not atomic, the manifest is the commit record of a version's files: a
+server only loads a version whose files all match the SHA-256 sums its manifest lists.
+
+One folder that cannot be read (a manifest in UTF-16, a file where a folder should be) is listed
+with its problem and refused alone; the other versions are unaffected.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
-import posixpath
+import re
 import time
+import uuid
 from typing import Any, Optional
 
-import tensorflow as tf
-
-from serving import signing
+from serving import filesystem, signing
 
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.sig"
 HISTORY_FILE = "history.jsonl"
+OPERATION_FILE = "operation.json"
 REJECTED_SUFFIX = ".rejected"
 STAGING_PREFIX = ".staging-"
+DELETING_PREFIX = ".deleting-"
 # Files the store writes beside a model's own files; the manifest's sums cover everything else.
 _STORE_FILES = (MANIFEST_FILE, SIGNATURE_FILE)
+# A manifest lists a few hundred files at most; anything far larger is not one.
+MAX_MANIFEST_BYTES = 16 << 20
+_MAX_SIGNATURE_BYTES = 4096
+# A version folder's name: a number as TF Serving writes it (no sign, no leading zero).
+_VERSION_NAME = re.compile(r"(0|[1-9][0-9]*)(\.rejected)?")
+_LOOSE_VERSION_NAME = re.compile(r"[0-9]+(\.rejected)?")
+
+logger = logging.getLogger("textclf.store")
 
 
 class StoreError(RuntimeError):
@@ -45,38 +63,81 @@ class VersionRefused(StoreError):
 
 @dataclasses.dataclass(frozen=True)
 class Version:
-    """One published version as the store lists it."""
+    """One published version as the store lists it.
+
+    `problem` says why its folder cannot be used at all (its manifest is missing, not UTF-8,
+    not a JSON object...); `manifest` is then empty.
+    """
 
     number: int
     path: str
     rejected: bool
     manifest: dict[str, Any]
+    problem: str = ""
 
     @property
     def signed(self) -> bool:
-        return tf.io.gfile.exists(posixpath.join(self.path, SIGNATURE_FILE))
+        try:
+            return filesystem.exists(filesystem.join(self.path, SIGNATURE_FILE))
+        except OSError:
+            return False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Operation:
+    """A committed change: folder renames and deletes (names in the model folder), and the
+    history lines that record it."""
+
+    id: str
+    renames: list[tuple[str, str]]
+    deletes: list[str]
+    history: list[dict[str, Any]]
+
+    def applied_to(self, folders: dict[str, str]) -> dict[str, str]:
+        """What `folders` (name -> path) holds once this operation is applied."""
+        folders = dict(folders)
+        for source, target in self.renames:
+            if source in folders:
+                folders[target] = folders.pop(source)
+        for name in self.deletes:
+            folders.pop(name, None)
+        return folders
 
 
 class ModelStore:
     """The versions of one model under `<root>/<model_name>/`."""
 
     def __init__(self, root: str, model_name: str):
-        self.model_dir = posixpath.join(root.rstrip("/"), model_name)
+        self.model_dir = filesystem.join(root.rstrip("/"), model_name)
 
     def versions(self) -> list[Version]:
-        """Every published version, oldest first, rejected ones included."""
-        if not tf.io.gfile.isdir(self.model_dir):
-            return []
+        """Every published version, oldest first, rejected and unreadable ones included.
+
+        Raises StoreError only when the model folder itself cannot be listed.
+        """
+        try:
+            if not filesystem.isdir(self.model_dir):
+                return []
+            folders = {name: filesystem.join(self.model_dir, name)
+                       for name in filesystem.listdir(self.model_dir)}
+        except OSError as error:
+            raise StoreError(f"cannot list {self.model_dir}: {error}") from error
+        pending = self._pending_operation(strict=False)
+        if pending:
+            folders = pending.applied_to(folders)
         found = []
-        for entry in tf.io.gfile.listdir(self.model_dir):
-            name = entry.rstrip("/")
-            number_text = name[:-len(REJECTED_SUFFIX)] if name.endswith(REJECTED_SUFFIX) else name
-            if not number_text.isdigit():
+        for name, path in folders.items():
+            if not _LOOSE_VERSION_NAME.fullmatch(name):
                 continue
-            path = posixpath.join(self.model_dir, name)
-            found.append(Version(int(number_text), path, name.endswith(REJECTED_SUFFIX),
-                                 _read_manifest(path)))
-        return sorted(found, key=lambda version: version.number)
+            rejected = name.endswith(REJECTED_SUFFIX)
+            number = int(name[:-len(REJECTED_SUFFIX)] if rejected else name)
+            if _VERSION_NAME.fullmatch(name):
+                manifest, problem = read_manifest(path)
+            else:
+                manifest, problem = {}, (f"folder name {name} is not a version number as the "
+                                         "store writes it (a leading zero): rename it")
+            found.append(Version(number, path, rejected, manifest, problem))
+        return sorted(found, key=lambda version: (version.number, version.rejected))
 
     def serving_candidates(self) -> list[Version]:
         """Versions a server may load, newest first."""
@@ -92,110 +153,262 @@ class ModelStore:
             the time and the SHA-256 of every file are added here.
           keep_versions: afterwards delete all but this many newest good versions (0 keeps all).
         """
-        tf.io.gfile.makedirs(self.model_dir)
-        self._remove_abandoned_staging()
-        existing = [version.number for version in self.versions()]
-        number = max([int(time.time()), *[value + 1 for value in existing]])
-        staging = posixpath.join(self.model_dir, f"{STAGING_PREFIX}{number}-{os.getpid()}")
-        _copy_tree(model_dir, staging)
-        record = {**manifest, "model_name": posixpath.basename(self.model_dir),
-                  "version": number, "published_at": _now(), "files": _file_sums(staging)}
-        manifest_bytes = json.dumps(record, indent=2, sort_keys=True).encode()
-        with tf.io.gfile.GFile(posixpath.join(staging, MANIFEST_FILE), "wb") as handle:
-            handle.write(manifest_bytes)
-        if signing_key:
-            with tf.io.gfile.GFile(posixpath.join(staging, SIGNATURE_FILE), "wb") as handle:
-                handle.write(signing_key.sign(manifest_bytes))
-        final = posixpath.join(self.model_dir, str(number))
-        tf.io.gfile.rename(staging, final)
-        self._record("published", number, signed=bool(signing_key))
-        if keep_versions:
-            self._apply_retention(keep_versions)
-        return Version(number, final, False, record)
+        filesystem.makedirs(self.model_dir)
+        with filesystem.exclusive_lock(self.model_dir):
+            self._finish_pending_operation()
+            self._remove_leftovers()
+            existing = [version.number for version in self.versions()]
+            number = max([int(time.time()), *[value + 1 for value in existing]])
+            staging_name = f"{STAGING_PREFIX}{number}-{os.getpid()}"
+            staging = filesystem.join(self.model_dir, staging_name)
+            filesystem.copy_tree(model_dir, staging)
+            record = {**manifest, "model_name": os.path.basename(self.model_dir),
+                      "version": number, "published_at": _now(), "files": _file_sums(staging)}
+            manifest_bytes = json.dumps(record, indent=2, sort_keys=True).encode()
+            filesystem.write_bytes(filesystem.join(staging, MANIFEST_FILE), manifest_bytes)
+            if signing_key:
+                filesystem.write_bytes(filesystem.join(staging, SIGNATURE_FILE),
+                                       signing_key.sign(manifest_bytes))
+            self._commit(renames=[(staging_name, str(number))], history=[
+                {"event": "published", "version": number, "signed": bool(signing_key)}])
+            if keep_versions:
+                self._apply_retention(keep_versions)
+        return Version(number, filesystem.join(self.model_dir, str(number)), False, record)
 
     def rollback(self, to_version: Optional[int] = None, reason: str = "rolled back",
                  verify_key: Optional[signing.VerifyKey] = None) -> Version:
         """Puts `to_version` (default: the version before the one servers serve) back in service.
 
         Every good version newer than it is renamed `<version>.rejected`: kept for inspection,
-        never loaded again unless a later rollback names it. Versions that fail verification
-        (with `verify_key` when given) are never picked as the default target.
+        never loaded again unless a later rollback names it. The target must pass verification
+        (with `verify_key` when given); unreadable and refused versions are never picked as the
+        default target. All renames happen, or none.
         """
-        versions = self.versions()
-        good = [version for version in versions if not version.rejected]
-        if to_version is None:
-            servable = [version for version in good if _verifies(version, verify_key)]
-            if len(servable) < 2:
-                raise StoreError(f"no earlier good version to roll back to in {self.model_dir} "
-                                 f"(servable versions: {[version.number for version in servable]})")
-            target = servable[-2]
-        else:
-            matches = [version for version in versions if version.number == to_version]
-            if not matches:
-                raise StoreError(f"version {to_version} is not in {self.model_dir}; "
-                                 f"`textclf models list` shows the versions")
-            target = matches[0]
-        for version in good:
-            if version.number > target.number:
-                tf.io.gfile.rename(version.path, version.path + REJECTED_SUFFIX)
-                self._record("rejected", version.number, reason=reason)
-        if target.rejected:
-            restored = posixpath.join(self.model_dir, str(target.number))
-            tf.io.gfile.rename(target.path, restored)
-            self._record("restored", target.number, reason=reason)
-            target = dataclasses.replace(target, path=restored, rejected=False)
-        return target
+        # A store with no model folder yet has nothing to change, and no folder to lock.
+        with filesystem.exclusive_lock(self.model_dir) if filesystem.isdir(self.model_dir) \
+                else contextlib.nullcontext():
+            self._finish_pending_operation()
+            versions = self.versions()
+            target = self._rollback_target(versions, to_version, verify_key)
+            renames, history = [], []
+            for version in versions:
+                if not version.rejected and version.number > target.number:
+                    renames.append((str(version.number), f"{version.number}{REJECTED_SUFFIX}"))
+                    history.append({"event": "rejected", "version": version.number,
+                                    "reason": reason})
+            if target.rejected:
+                renames.append((f"{target.number}{REJECTED_SUFFIX}", str(target.number)))
+                history.append({"event": "restored", "version": target.number, "reason": reason})
+            names = {os.path.basename(version.path) for version in versions}
+            taken = [new for _, new in renames if new in names]
+            if taken:
+                raise StoreError(f"cannot roll back: {taken[0]} already exists in "
+                                 f"{self.model_dir}; move it away and run the rollback again")
+            self._commit(renames=renames, history=history)
+        return dataclasses.replace(target, rejected=False,
+                                   path=filesystem.join(self.model_dir, str(target.number)))
 
     def history(self) -> list[dict[str, Any]]:
-        path = posixpath.join(self.model_dir, HISTORY_FILE)
-        if not tf.io.gfile.exists(path):
+        """Every recorded event, oldest first; a line that is not a JSON object (a write cut
+        short by a crash) is skipped with a warning."""
+        path = filesystem.join(self.model_dir, HISTORY_FILE)
+        try:
+            content = filesystem.read_bytes(path, limit=1 << 30)
+        except FileNotFoundError:
             return []
-        with tf.io.gfile.GFile(path) as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        except OSError as error:
+            raise StoreError(f"cannot read {path}: {error}") from error
+        events = []
+        for number, line in enumerate(content.decode("utf-8", "replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except (ValueError, RecursionError):
+                event = None
+            if not isinstance(event, dict):
+                logger.warning("%s line %d is not a JSON object (a write cut short?); skipped",
+                               path, number)
+                continue
+            events.append(event)
+        return events
+
+    def _rollback_target(self, versions: list[Version], to_version: Optional[int],
+                         verify_key: Optional[signing.VerifyKey]) -> Version:
+        if to_version is None:
+            servable = []
+            for version in reversed(versions):
+                if not version.rejected and _verifies(version, verify_key):
+                    servable.append(version)
+                    if len(servable) == 2:
+                        return version
+            raise StoreError(f"no earlier good version to roll back to in {self.model_dir} "
+                             f"(servable versions: {[version.number for version in servable]})")
+        matches = [version for version in versions if version.number == to_version]
+        if not matches:
+            raise StoreError(f"version {to_version} is not in {self.model_dir}; "
+                             f"`textclf models list` shows the versions")
+        target = matches[0]
+        try:
+            verify_version(target, verify_key)
+        except VersionRefused as error:
+            raise StoreError(f"version {to_version} cannot serve: {error}") from error
+        return target
 
     def _apply_retention(self, keep_versions: int) -> None:
-        good = [version for version in self.versions() if not version.rejected]
-        for version in good[:-keep_versions]:
-            tf.io.gfile.rmtree(version.path)
-            self._record("deleted", version.number, reason=f"keeping the newest {keep_versions}")
+        good = [version for version in self.versions()
+                if not version.rejected and not version.problem]
+        old = good[:-keep_versions]
+        if old:
+            self._commit(deletes=[str(version.number) for version in old], history=[
+                {"event": "deleted", "version": version.number,
+                 "reason": f"keeping the newest {keep_versions}"} for version in old])
 
-    def _remove_abandoned_staging(self) -> None:
-        """Deletes staging folders of pushes whose process is gone (killed mid-push)."""
-        for entry in tf.io.gfile.listdir(self.model_dir):
-            name = entry.rstrip("/")
-            if name.startswith(STAGING_PREFIX) and not _process_alive(name.rsplit("-", 1)[-1]):
-                tf.io.gfile.rmtree(posixpath.join(self.model_dir, name))
+    def _commit(self, renames: Optional[list[tuple[str, str]]] = None,
+                deletes: Optional[list[str]] = None,
+                history: Optional[list[dict[str, Any]]] = None) -> None:
+        """Writes the operation whole (from then on it has happened), then applies it."""
+        operation = _Operation(uuid.uuid4().hex, renames or [], deletes or [], history or [])
+        filesystem.write_bytes(self._operation_path(), json.dumps(
+            dataclasses.asdict(operation), sort_keys=True).encode())
+        self._apply(operation)
 
-    def _record(self, event: str, version: int, **details: Any) -> None:
-        path = posixpath.join(self.model_dir, HISTORY_FILE)
-        lines = self.history() + [{"event": event, "version": version, "at": _now(), **details}]
-        # Rewritten whole: GFile cannot append on object stores.
-        with tf.io.gfile.GFile(path, "w") as handle:
-            handle.write("".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
+    def _apply(self, operation: _Operation) -> None:
+        """Applies a committed operation; safe to repeat after a crash at any point in it."""
+        for source, target in operation.renames:
+            source_path = filesystem.join(self.model_dir, source)
+            if filesystem.exists(source_path):
+                filesystem.rename(source_path, filesystem.join(self.model_dir, target))
+        for name in operation.deletes:
+            path = filesystem.join(self.model_dir, name)
+            if filesystem.exists(path):
+                # Renamed away first, so a delete cut short leaves no half version behind.
+                doomed = filesystem.join(self.model_dir, f"{DELETING_PREFIX}{name}-{operation.id}")
+                filesystem.rename(path, doomed)
+                filesystem.rmtree(doomed)
+        events = self.history()
+        if not any(event.get("operation") == operation.id for event in events):
+            events += [{**event, "at": _now(), "operation": operation.id}
+                       for event in operation.history]
+            filesystem.write_bytes(
+                filesystem.join(self.model_dir, HISTORY_FILE),
+                "".join(json.dumps(event, sort_keys=True) + "\n" for event in events).encode())
+        filesystem.remove(self._operation_path())
+
+    def _operation_path(self) -> str:
+        return filesystem.join(self.model_dir, OPERATION_FILE)
+
+    def _pending_operation(self, strict: bool) -> Optional[_Operation]:
+        """The committed, unapplied operation, if any.
+
+        An unreadable one (nothing the store writes) stops a writer (`strict`) with the fix;
+        readers warn and list the folders as they are.
+        """
+        try:
+            content = filesystem.read_bytes(self._operation_path(), MAX_MANIFEST_BYTES)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            problem = str(error)
+        else:
+            try:
+                record = json.loads(content)
+                return _Operation(str(record["id"]),
+                                  [(str(source), str(target)) for source, target in
+                                   record["renames"]],
+                                  [str(name) for name in record["deletes"]],
+                                  [dict(event) for event in record["history"]])
+            except (ValueError, RecursionError, KeyError, TypeError) as error:
+                problem = f"not an operation record ({error})"
+        message = (f"{self._operation_path()} cannot be read: {problem}. It records a store "
+                   "change that did not finish: check `textclf models list`, then delete it")
+        if strict:
+            raise StoreError(message)
+        logger.warning("%s; listing the folders as they are", message)
+        return None
+
+    def _finish_pending_operation(self) -> None:
+        pending = self._pending_operation(strict=True)
+        if pending:
+            logger.warning("finishing a store change a crash interrupted (%s)", pending.id)
+            self._apply(pending)
+
+    def _remove_leftovers(self) -> None:
+        """Deletes what crashed writers left: staging folders of pushes whose process is gone,
+        deletes cut short, temporary files of writes cut short."""
+        for name in filesystem.listdir(self.model_dir):
+            path = filesystem.join(self.model_dir, name)
+            if name.startswith(STAGING_PREFIX) and not _process_alive(name.rsplit("-", 1)[-1]) \
+                    or name.startswith(DELETING_PREFIX):
+                filesystem.rmtree(path)
+            elif filesystem.TEMPORARY_INFIX in name and not _process_alive(
+                    name.rsplit("-", 1)[-1]):
+                filesystem.remove(path)
+
+
+def read_manifest(version_path: str) -> tuple[dict[str, Any], str]:
+    """(manifest, "") when the folder's manifest is usable, else ({}, why it is not)."""
+    path = filesystem.join(version_path, MANIFEST_FILE)
+    try:
+        if not filesystem.isdir(version_path):
+            return {}, "is a file, not a version folder"
+        content = filesystem.read_bytes(path, MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        return {}, f"has no {MANIFEST_FILE} (copied in by hand, not published by the store?)"
+    except IsADirectoryError:
+        return {}, f"{MANIFEST_FILE} is a folder, not a file"
+    except OSError as error:
+        return {}, f"{MANIFEST_FILE} cannot be read: {error.strerror or error}"
+    if content[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return {}, f"{MANIFEST_FILE} is UTF-16 (saved by a Windows editor?); the store writes UTF-8"
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return {}, (f"{MANIFEST_FILE} is not UTF-8 (byte 0x{content[error.start]:02x} at offset "
+                    f"{error.start})")
+    try:
+        manifest = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        return {}, f"{MANIFEST_FILE} is not JSON: {error}"
+    if not isinstance(manifest, dict):
+        return {}, f"{MANIFEST_FILE} holds a JSON {type(manifest).__name__}, not an object"
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(
+            isinstance(name, str) and isinstance(digest, str) for name, digest in files.items()):
+        return {}, f"{MANIFEST_FILE} has no \"files\" object of SHA-256 sums"
+    return manifest, ""
 
 
 def verify_version(version: Version, verify_key: Optional[signing.VerifyKey]) -> None:
-    """Raises VersionRefused unless every file matches the manifest (and, with a key, the signature)."""
-    if not version.manifest:
-        raise VersionRefused(f"version {version.number} has no readable {MANIFEST_FILE}")
-    if verify_key:
-        signature_path = posixpath.join(version.path, SIGNATURE_FILE)
-        if not tf.io.gfile.exists(signature_path):
-            raise VersionRefused(f"version {version.number} is not signed ({SIGNATURE_FILE} "
-                                 "missing) and serving.verify_key_file is set")
-        with tf.io.gfile.GFile(posixpath.join(version.path, MANIFEST_FILE), "rb") as handle:
-            manifest_bytes = handle.read()
-        with tf.io.gfile.GFile(signature_path, "rb") as handle:
-            if not verify_key.verify(manifest_bytes, handle.read()):
+    """Raises VersionRefused unless every file matches the manifest (and, with a key, the
+    signature), and the manifest is this folder's."""
+    if version.problem:
+        raise VersionRefused(f"version {version.number} {version.problem}")
+    try:
+        if verify_key:
+            signature_path = filesystem.join(version.path, SIGNATURE_FILE)
+            if not filesystem.exists(signature_path):
+                raise VersionRefused(f"version {version.number} is not signed ({SIGNATURE_FILE} "
+                                     "missing) and serving.verify_key_file is set")
+            manifest_bytes = filesystem.read_bytes(
+                filesystem.join(version.path, MANIFEST_FILE), MAX_MANIFEST_BYTES)
+            signature = filesystem.read_bytes(signature_path, _MAX_SIGNATURE_BYTES)
+            if not verify_key.verify(manifest_bytes, signature):
                 raise VersionRefused(f"version {version.number}: the signature does not match "
                                      f"{MANIFEST_FILE} (tampered, or signed with another key)")
-    actual = _file_sums(version.path)
-    expected = version.manifest.get("files", {})
+        actual = _file_sums(version.path)
+    except OSError as error:
+        raise VersionRefused(f"version {version.number} cannot be read: {error}") from error
+    expected = version.manifest["files"]
     changed = sorted(name for name in set(actual) | set(expected)
                      if actual.get(name) != expected.get(name))
     if changed:
         raise VersionRefused(f"version {version.number}: {len(changed)} file(s) differ from the "
                              f"manifest's SHA-256 sums, e.g. {changed[0]}")
+    if version.manifest.get("version") != version.number:
+        raise VersionRefused(f"version {version.number}: its {MANIFEST_FILE} is version "
+                             f"{version.manifest.get('version')!r}'s (a folder copied or renamed "
+                             "by hand)")
 
 
 def _verifies(version: Version, verify_key: Optional[signing.VerifyKey]) -> bool:
@@ -206,46 +419,22 @@ def _verifies(version: Version, verify_key: Optional[signing.VerifyKey]) -> bool
     return True
 
 
-def _read_manifest(path: str) -> dict[str, Any]:
-    manifest_path = posixpath.join(path, MANIFEST_FILE)
-    try:
-        with tf.io.gfile.GFile(manifest_path) as handle:
-            return json.loads(handle.read())
-    except (tf.errors.NotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def _copy_tree(source: str, target: str) -> None:
-    for folder, _, files in tf.io.gfile.walk(source):
-        relative = posixpath.relpath(folder, source)
-        target_folder = posixpath.normpath(posixpath.join(target, relative))
-        tf.io.gfile.makedirs(target_folder)
-        for name in files:
-            _copy_file(posixpath.join(folder, name), posixpath.join(target_folder, name))
-
-
-def _copy_file(source: str, target: str) -> None:
-    tf.io.gfile.copy(source, target, overwrite=True)
-
-
 def _file_sums(path: str) -> dict[str, str]:
     """SHA-256 of every file below `path` but the store's own, by relative POSIX path."""
     sums = {}
-    for folder, _, files in tf.io.gfile.walk(path):
-        for name in files:
-            relative = posixpath.relpath(posixpath.join(folder, name), path)
-            if relative in _STORE_FILES:
-                continue
-            digest = hashlib.sha256()
-            with tf.io.gfile.GFile(posixpath.join(folder, name), "rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-            sums[relative] = digest.hexdigest()
+    for relative, full in filesystem.files_below(path):
+        if relative in _STORE_FILES:
+            continue
+        digest = hashlib.sha256()
+        with filesystem.open_binary(full) as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        sums[relative] = digest.hexdigest()
     return sums
 
 
 def _process_alive(pid_text: str) -> bool:
-    if not pid_text.isdigit():
+    if not (pid_text.isascii() and pid_text.isdigit()):
         return False
     try:
         os.kill(int(pid_text), 0)

@@ -14,7 +14,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from modules import features
 from modules.bert_classifier import build_classifier
-from modules.export import TEXT_INPUT_NAMES, export_serving_model
+from modules.export import export_serving_model
 from pipeline.checkpoint import resolve_checkpoint
 from pipeline.config import DataConfig, ModelConfig
 from tests.conftest import analyze_and_transform
@@ -62,7 +62,7 @@ def test_predict_text_equals_the_in_memory_model(exported):
     texts = {column: tf.constant([sentence[index] for sentence in SENTENCES])
              for index, column in enumerate(text_columns)}
     served = loaded.signatures[features.TEXT_SIGNATURE](**{
-        name: texts[column] for name, column in zip(TEXT_INPUT_NAMES, text_columns)})
+        name: texts[column] for name, column in zip(features.TEXT_INPUT_NAMES, text_columns)})
 
     transformed = tf_transform_output.transform_features_layer()(texts)
     logits = model({name: transformed[name] for name in features.MODEL_INPUTS}, training=False)
@@ -85,5 +85,5 @@ def test_serving_default_reads_only_the_text_columns_of_a_tf_example(exported):
         examples=tf.constant(examples))[features.PROBABILITIES]
     from_text = loaded.signatures[features.TEXT_SIGNATURE](**{
         name: tf.constant([sentence[index] for sentence in SENTENCES])
-        for index, name in enumerate(TEXT_INPUT_NAMES[:len(text_columns)])})[features.PROBABILITIES]
+        for index, name in enumerate(features.TEXT_INPUT_NAMES[:len(text_columns)])})[features.PROBABILITIES]
     np.testing.assert_allclose(from_examples.numpy(), from_text.numpy(), atol=1e-6)

@@ -6,6 +6,7 @@ under load, a rollback brings v1 back, then a tampered and an unsigned version a
 """
 
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import requests
 
 from serving import signing
+from serving.edge import TOKEN_ENV
 from serving.store import ModelStore
 from tests.conftest import REPO_ROOT
 from tests.serving.server_process import MODEL_NAME, ServerProcess
@@ -59,6 +61,14 @@ def setup(exported_models, tmp_path_factory):
 def v1_predict(server, instances, headers=AUTH):
     return requests.post(f"{server.url}/v1/models/{MODEL_NAME}:predict",
                          json={"instances": instances}, headers=headers, timeout=30)
+
+
+def models_list(output_dir, *args):
+    """`textclf models list` over the test store, the token in the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "models", "list", "--output-dir", str(output_dir),
+         "--set", f"model_name={MODEL_NAME}", *args], env={**os.environ, TOKEN_ENV: TOKEN},
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
 def wait_for_version(server, number, timeout=60.0):
@@ -136,22 +146,22 @@ def test_health_is_open_and_everything_else_needs_the_token(setup):
                         timeout=5).json()["ready"] is True
 
 
-@pytest.mark.parametrize("body, message", [
-    (b'{"instances": ["unterminated', "Unrecognized request format"),
-    (b'{"instances": [1, 2]}', "must be a string"),
-    (b'{"instances": "just text"}', 'to be a list'),
-    (b'{"texts": ["x"]}', "expected a JSON object"),
-    (b'{"instances": []}', "no instances"),
-    (b'{"instances": ["' + b"long " * 50 + b'"]}', "limit is 200"),
-    (b'{"instances": [' + b",".join([b'"x"'] * 9) + b"]}", "limit is 8"),
-    (b'{"instances": ["' + b"x" * 200000 + b'"]}', "byte limit"),
+@pytest.mark.parametrize("body, status, message", [
+    (b'{"instances": ["unterminated', 400, "the body is not JSON"),
+    (b'{"instances": [1, 2]}', 400, "must be a string"),
+    (b'{"instances": "just text"}', 400, "to be a list"),
+    (b'{"texts": ["x"]}', 400, "expected a JSON object"),
+    (b'{"instances": []}', 400, "no instances"),
+    (b'{"instances": ["' + b"long " * 50 + b'"]}', 413, "limit is 200"),
+    (b'{"instances": [' + b",".join([b'"x"'] * 9) + b"]}", 413, "limit is 8"),
+    (b'{"instances": ["' + b"x" * 200000 + b'"]}', 413, "serving.max_body_bytes"),
 ])
-def test_bad_v1_requests_get_400_with_the_reason(setup, body, message):
+def test_bad_v1_requests_get_4xx_with_the_reason(setup, body, status, message):
     server, _, _, _ = setup
     response = requests.post(f"{server.url}/v1/models/{MODEL_NAME}:predict", data=body,
                              headers={**AUTH, "Content-Type": "application/json"}, timeout=30)
-    assert response.status_code == 400, response.text
-    assert message in response.text
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
     assert v1_predict(server, ["still serving"]).status_code == 200
 
 
@@ -159,15 +169,15 @@ def test_bad_v1_requests_get_400_with_the_reason(setup, body, message):
     ({"inputs": [{"name": "text", "shape": [1], "datatype": "FP32", "data": [1.0]}]}, "BYTES"),
     ({"inputs": [{"name": "words", "shape": [1], "datatype": "BYTES", "data": ["x"]}]},
      "unknown input"),
-    ({"inputs": "text"}, "malformed request"),
-    ({"no_inputs": []}, "malformed request"),
+    ({"inputs": "text"}, '"inputs" must be a non-empty list'),
+    ({"no_inputs": []}, '"inputs" must be a non-empty list'),
 ])
 def test_bad_v2_requests_get_400_with_the_reason(setup, body, message):
     server, _, _, _ = setup
     response = requests.post(f"{server.url}/v2/models/{MODEL_NAME}/infer", json=body,
                              headers=AUTH, timeout=30)
     assert response.status_code == 400, response.text
-    assert message in response.text
+    assert message in response.json()["error"]
 
 
 def test_a_pushed_version_is_served_within_the_poll_interval_with_no_failed_request(
@@ -227,11 +237,10 @@ def test_rollback_serves_the_previous_version_again_and_notifies(setup):
     assert fields(payload) == {"event": "rollback", "model": MODEL_NAME, "version": str(first),
                                "store": store.model_dir, "reason": "bad in production"}
     wait_for_version(server, first)
-    listing = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "models", "list", "--output-dir", str(output_dir),
-         "--set", f"model_name={MODEL_NAME}"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True).stdout
-    assert f"{second}\trejected\tyes" in listing and f"{first}\tserving\tyes" in listing
+    listing = models_list(output_dir, "--server", server.url)
+    assert listing.returncode == 0, listing.stderr
+    assert f"{second}\trejected\tyes" in listing.stdout
+    assert f"{first}\tserving\tyes" in listing.stdout
 
 
 def test_tampered_and_unsigned_versions_are_refused_and_the_last_good_keeps_serving(
@@ -264,7 +273,7 @@ def test_tampered_and_unsigned_versions_are_refused_and_the_last_good_keeps_serv
 
 def test_a_signed_version_that_does_not_load_is_refused_and_the_last_good_keeps_serving(
         setup, tmp_path):
-    server, store, signing_key, _ = setup
+    server, store, signing_key, output_dir = setup
     serving_now = v1_predict(server, ["x"]).json()["model_version"]
     broken = tmp_path / "broken"
     (broken / "variables").mkdir(parents=True)
@@ -276,6 +285,13 @@ def test_a_signed_version_that_does_not_load_is_refused_and_the_last_good_keeps_
         time.sleep(0.2)
     assert f"refusing version {version.number} of {MODEL_NAME}" in server.log()
     assert v1_predict(server, ["x"]).json()["model_version"] == serving_now
+    # The store cannot tell that it does not load; the server can, and `--server` asks it.
+    from_store = models_list(output_dir)
+    assert f"{version.number}\tverified\tyes" in from_store.stdout
+    assert "only a server knows" in from_store.stderr
+    from_server = models_list(output_dir, "--server", server.url).stdout
+    assert f"{version.number}\trefused\tyes" in from_server
+    assert f"{serving_now}\tserving\tyes" in from_server
 
 
 def test_a_fine_tuned_wordpiece_model_is_served_like_its_saved_model(pretrained_run):

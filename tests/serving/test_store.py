@@ -120,13 +120,13 @@ def test_rollback_without_an_earlier_version_says_so(tmp_path, model_dir):
 
 _SLOW_PUSH = """
 import sys, time
-from serving import store as store_module
-copy = store_module._copy_file
+from serving import filesystem, store
+copy = filesystem.copy_file
 def slow_copy(source, target):
     copy(source, target)
     time.sleep(30)
-store_module._copy_file = slow_copy
-store_module.ModelStore(sys.argv[1], "reviews").publish(sys.argv[2], {})
+filesystem.copy_file = slow_copy
+store.ModelStore(sys.argv[1], "reviews").publish(sys.argv[2], {})
 """
 
 

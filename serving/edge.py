@@ -1,0 +1,138 @@
+"""The server's edge: who may call and how much they may send, decided on the raw request.
+
+A plain ASGI middleware in front of the routes. It decides on `scope["path"]`, the value the
+router dispatches on, and on the raw header bytes: never on a URL rebuilt from the Host header
+(Starlette's `request.url` is, so a crafted Host once made `:predict` look like a health probe
+and skip the token), and never on decoded text (a token with a non-ASCII byte was a TypeError
+and a 500).
+
+A body is read while it arrives and refused with 413 the moment it passes the limit, so the
+server never holds more than the limit of any request, however it is framed (Content-Length or
+chunked).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any, Awaitable, Callable, Optional
+
+import orjson
+
+# The bearer token clients must send, when set (and `models list --server` sends).
+TOKEN_ENV = "TEXTCLF_SERVING_TOKEN"
+# Probes must work without the token: Kubernetes does not send one. Only these, only GET/HEAD.
+OPEN_PATHS = ("/", "/v2/health/live", "/v2/health/ready")
+_OPEN_METHODS = ("GET", "HEAD")
+# Methods whose body a route reads; any other body is left to the server, which drops it.
+_BODY_METHODS = ("POST", "PUT", "PATCH")
+# A body over the limit is still read to its end, and dropped, before the 413 goes out: a client
+# that sends it all before reading (Python's urllib, with `Connection: close`) would otherwise
+# see the connection reset, not the answer. Past this much more, the connection is closed.
+_DRAIN_LIMIT_BYTES = 64 << 20
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+logger = logging.getLogger("textclf.serving")
+
+
+class Edge:
+    """Bearer-token auth (when a token is set) and the body size limit, before `app`."""
+
+    def __init__(self, app: Callable, token: Optional[str], max_body_bytes: int):
+        self.app = app
+        self._token = token.encode("utf-8") if token else None
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            # No route speaks WebSocket; refuse it before anything reads it.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if self._token is not None and not _is_open(scope) and not self._authorized(scope):
+            await respond(send, 401, "missing or wrong bearer token: send 'Authorization: "
+                                     "Bearer <token>'", [(b"www-authenticate", b"Bearer")])
+            return
+        if scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        body = await self._read_body(scope, receive, send)
+        if body is not None:
+            await self.app(scope, _replay(body, receive), send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        values = [value for name, value in scope["headers"] if name == b"authorization"]
+        if len(values) != 1:
+            return False
+        scheme, _, presented = values[0].partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(presented, self._token)
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> Optional[bytes]:
+        """The whole body, or None once it was refused (413) or the client went away."""
+        lengths = [value for name, value in scope["headers"] if name == b"content-length"]
+        if lengths and lengths[0].isdigit() and int(lengths[0]) > self.max_body_bytes:
+            await self._refuse_too_large(receive, send, f" of {int(lengths[0])} bytes")
+            return None
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            if len(body) > self.max_body_bytes:
+                del body[:]
+                await self._refuse_too_large(receive, send, "")
+                return None
+            if not message.get("more_body", False):
+                return bytes(body)
+
+    async def _refuse_too_large(self, receive: Receive, send: Send, size: str) -> None:
+        """413 once the body is read to its end and dropped (`size`: " of N bytes" or "")."""
+        drained, complete = 0, False
+        while drained <= _DRAIN_LIMIT_BYTES:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                complete = True
+                break
+        logger.warning("413 for a request body%s over the %d-byte limit", size,
+                       self.max_body_bytes)
+        await respond(send, 413, f"request body{size} is over the {self.max_body_bytes}-byte "
+                                 "limit (serving.max_body_bytes): send fewer or shorter texts",
+                      [] if complete else [(b"connection", b"close")])
+
+
+def _is_open(scope: Scope) -> bool:
+    # The router matches `scope["path"]` (less `root_path`, which this server leaves empty).
+    return scope["method"] in _OPEN_METHODS and scope["path"] in OPEN_PATHS
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body already read, then waits as the server's does."""
+    delivered = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def respond(send: Send, status: int, message: str,
+                  headers: Optional[list[tuple[bytes, bytes]]] = None) -> None:
+    """Answers `{"error": message}` with `status`."""
+    content = orjson.dumps({"error": message})
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
+        *(headers or [])]})
+    await send({"type": "http.response.body", "body": content})
