@@ -28,7 +28,8 @@ _OPEN_METHODS = ("GET", "HEAD")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 # A body over the limit is still read to its end, and dropped, before the 413 goes out: a client
 # that sends it all before reading (Python's urllib, with `Connection: close`) would otherwise
-# see the connection reset, not the answer. Past this much more, the connection is closed.
+# see the connection reset, not the answer. Past this much more (or when the client waits for
+# "100 Continue"), the 413 goes out at once and the connection is closed.
 _DRAIN_LIMIT_BYTES = 64 << 20
 
 Scope = dict[str, Any]
@@ -76,7 +77,15 @@ class Edge:
         """The whole body, or None once it was refused (413) or the client went away."""
         lengths = [value for name, value in scope["headers"] if name == b"content-length"]
         if lengths and lengths[0].isdigit() and int(lengths[0]) > self.max_body_bytes:
-            await self._refuse_too_large(receive, send, f" of {int(lengths[0])} bytes")
+            declared = int(lengths[0])
+            # A client waiting for "100 Continue" has sent nothing: no need to read anything.
+            expects_continue = any(name == b"expect" and value.lower() == b"100-continue"
+                                   for name, value in scope["headers"])
+            if expects_continue or declared > _DRAIN_LIMIT_BYTES:
+                await self._refuse_too_large(send, f" of {declared} bytes",
+                                             close=not expects_continue)
+            elif await _drain(receive):
+                await self._refuse_too_large(send, f" of {declared} bytes", close=False)
             return None
         body = bytearray()
         while True:
@@ -86,27 +95,33 @@ class Edge:
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
                 del body[:]
-                await self._refuse_too_large(receive, send, "")
+                complete = not message.get("more_body", False) or await _drain(receive)
+                await self._refuse_too_large(send, "", close=not complete)
                 return None
             if not message.get("more_body", False):
                 return bytes(body)
 
-    async def _refuse_too_large(self, receive: Receive, send: Send, size: str) -> None:
-        """413 once the body is read to its end and dropped (`size`: " of N bytes" or "")."""
-        drained, complete = 0, False
-        while drained <= _DRAIN_LIMIT_BYTES:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            drained += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                complete = True
-                break
+    async def _refuse_too_large(self, send: Send, size: str, close: bool) -> None:
+        """413 (`size`: " of N bytes" or ""); `close` when the rest of the body is unread."""
         logger.warning("413 for a request body%s over the %d-byte limit", size,
                        self.max_body_bytes)
         await respond(send, 413, f"request body{size} is over the {self.max_body_bytes}-byte "
                                  "limit (serving.max_body_bytes): send fewer or shorter texts",
-                      [] if complete else [(b"connection", b"close")])
+                      [(b"connection", b"close")] if close else [])
+
+
+async def _drain(receive: Receive) -> bool:
+    """Reads the rest of a refused body and drops it; False when the client left or it runs
+    past `_DRAIN_LIMIT_BYTES` (the connection is then closed after the answer)."""
+    drained = 0
+    while drained <= _DRAIN_LIMIT_BYTES:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return True
+    return False
 
 
 def _is_open(scope: Scope) -> bool:

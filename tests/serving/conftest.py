@@ -7,10 +7,13 @@ give the two versions different outputs, so a swap is visible in the probabiliti
 
 import csv
 import dataclasses
+import os
 import pathlib
 
 import pytest
 
+from serving import signing
+from serving.store import ModelStore
 from tests.conftest import DEFAULT_DATA, analyze_and_transform
 
 
@@ -55,3 +58,28 @@ def exported_models(tmp_path_factory) -> list[pathlib.Path]:
                              label_names=labels, export_dir=str(export_dir))
         exported.append(export_dir)
     return exported
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    """A stand-in model folder: the store treats every file alike."""
+    folder = tmp_path / "model"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"graph" * 100)
+    (folder / "variables" / "variables.data-00000-of-00001").write_bytes(os.urandom(4096))
+    return folder
+
+
+@pytest.fixture
+def keys(tmp_path):
+    signing.generate_key_pair(tmp_path / "keys" / "private.pem", tmp_path / "keys" / "public.pem")
+    return (signing.load_signing_key(str(tmp_path / "keys" / "private.pem")),
+            signing.load_verify_key(str(tmp_path / "keys" / "public.pem")))
+
+
+def keyed_store(output_dir: pathlib.Path, model_name: str
+                ) -> tuple[ModelStore, signing.SigningKey]:
+    """An empty store under `output_dir` and a fresh key pair (`private.pem`, `public.pem`)."""
+    signing.generate_key_pair(output_dir / "private.pem", output_dir / "public.pem")
+    return (ModelStore(str(output_dir / "serving_models"), model_name),
+            signing.load_signing_key(str(output_dir / "private.pem")))

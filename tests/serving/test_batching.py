@@ -99,3 +99,47 @@ def test_up_to_max_concurrent_batches_run_at_once_and_the_next_takes_what_queued
     asyncio.run(scenario(concurrent=1))
     ordered = sorted(spans)
     assert all(earlier[1] <= later[0] for earlier, later in zip(ordered, ordered[1:]))
+
+
+class PoisonableModel(RecordingModel):
+    """Fails the whole call whenever a negative number is in its batch, as a model call does
+    when one text of the batch cannot become a tensor."""
+
+    def __call__(self, items):
+        results, tag = super().__call__(items)
+        if any(item < 0 for item in items):
+            raise ValueError("cannot convert a negative number")
+        return results, tag
+
+
+@pytest.mark.parametrize("poisoned", [{0}, {5}, {11}, {3, 8}, set(range(0, 12, 3))])
+def test_a_poisoned_request_fails_alone_and_its_batch_mates_are_answered(poisoned):
+    model = PoisonableModel()
+    batcher = MicroBatcher(model, max_batch_size=24, max_wait_seconds=0.05)
+    requests = [[-index - 1] if index in poisoned else [index, index + 100]
+                for index in range(12)]
+
+    async def scenario():
+        return await asyncio.gather(*(batcher.submit(items) for items in requests),
+                                    return_exceptions=True)
+
+    answers = asyncio.run(scenario())
+
+    for index, answer in enumerate(answers):
+        if index in poisoned:
+            assert isinstance(answer, ValueError)
+        else:
+            assert answer[0] == [2 * index, 2 * index + 200]
+    # Bisecting, not one call per request: about 2 log2(12) calls for each poisoned one.
+    assert len(model.batches) <= 1 + len(poisoned) * 2 * 4
+
+
+def test_a_model_answering_the_wrong_number_of_results_fails_only_that_call():
+    batcher = MicroBatcher(lambda items: (list(items)[:-1], "short"), max_batch_size=4,
+                           max_wait_seconds=0.0)
+
+    async def scenario():
+        return await batcher.submit(["a", "b"])
+
+    with pytest.raises(RuntimeError, match="answered 1 results for 2 items"):
+        asyncio.run(scenario())

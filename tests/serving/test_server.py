@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import requests
 
-from serving import signing
 from serving.edge import TOKEN_ENV
 from serving.store import ModelStore
 from tests.conftest import REPO_ROOT
+from tests.serving.conftest import keyed_store
 from tests.serving.server_process import MODEL_NAME, ServerProcess
 from tests.webhook_receiver import WebhookReceiver, fields
 
@@ -45,9 +45,7 @@ def predict_text(model_dir, sentences):
 def setup(exported_models, tmp_path_factory):
     """(server, store, signing key, output dir) with version 1 (model-1, signed) in the store."""
     output_dir = tmp_path_factory.mktemp("serve")
-    signing.generate_key_pair(output_dir / "private.pem", output_dir / "public.pem")
-    signing_key = signing.load_signing_key(str(output_dir / "private.pem"))
-    store = ModelStore(str(output_dir / "serving_models"), MODEL_NAME)
+    store, signing_key = keyed_store(output_dir, MODEL_NAME)
     store.publish(str(exported_models[0]), {"data_span": 1}, signing_key=signing_key)
     server = ServerProcess(output_dir, f"serving.verify_key_file={output_dir / 'public.pem'}",
                            "serving.max_instances=8", "serving.max_text_chars=200", token=TOKEN)

@@ -14,23 +14,6 @@ from serving.store import (REJECTED_SUFFIX, STAGING_PREFIX, ModelStore, StoreErr
 from tests.conftest import REPO_ROOT
 
 
-@pytest.fixture
-def model_dir(tmp_path):
-    """A stand-in model folder: the store treats every file alike."""
-    folder = tmp_path / "model"
-    (folder / "variables").mkdir(parents=True)
-    (folder / "saved_model.pb").write_bytes(b"graph" * 100)
-    (folder / "variables" / "variables.data-00000-of-00001").write_bytes(os.urandom(4096))
-    return folder
-
-
-@pytest.fixture
-def keys(tmp_path):
-    signing.generate_key_pair(tmp_path / "keys" / "private.pem", tmp_path / "keys" / "public.pem")
-    return (signing.load_signing_key(str(tmp_path / "keys" / "private.pem")),
-            signing.load_verify_key(str(tmp_path / "keys" / "public.pem")))
-
-
 def test_publish_writes_a_manifest_with_every_file_and_leaves_no_staging(tmp_path, model_dir):
     store = ModelStore(str(tmp_path / "store"), "reviews")
 
