@@ -39,6 +39,7 @@ test: setup
 # Benchmarks write JSON under benchmarks/results/ (committed). The SST-2 fine-tuning subset run
 # takes about half an hour on 2 cores; drop --train-rows for all 67,349 training sentences.
 bench: setup bench-torch-venv pretrained
+	$(BIN)/python benchmarks/store_commands.py
 	$(BIN)/python benchmarks/padding_trim.py
 	$(BIN)/python benchmarks/serving_load.py
 	$(BIN)/python benchmarks/serving_load.py --pretrained $$($(BIN)/python -m pipeline.offline_checkpoint) \

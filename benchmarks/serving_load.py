@@ -8,7 +8,8 @@ Without --model-dir it first runs the default pipeline on the default data (trai
 --train-steps; fine-tuning --pretrained when given) and serves what it pushed. Each load arm sends a fixed number of one-sentence V1
 requests from N concurrent clients and stops at that count or after --max-seconds, whichever
 comes first. The in-process baseline calls the same SavedModel's `predict_text` directly on the
-same batches, in this process, one call at a time.
+same batches, in this process, one call at a time. The swap arm pushes the same model again as a
+new version while --swap-clients keep sending, and times the push to the first answer by it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from tests.serving.server_process import MODEL_NAME, ServerProcess  # noqa: E402
 RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "serving_load.json"
 # The batching arm serves with the default settings; the other turns batching off.
 BATCHING = ServingConfig()
+# The swap arm polls the store as often as a production server might.
+SWAP_POLL_SECONDS = 2.0
 SENTENCES = [
     "The battery lasts all day and the screen is bright and sharp. Great value.",
     "Avoid. The zipper jammed on day one and the return process was a hassle.",
@@ -93,6 +96,47 @@ def load_arm(url: str, clients: int, total_requests: int, max_seconds: float) ->
     return {"requests": len(latencies) + len(errors), "errors": len(errors),
             "seconds": round(seconds, 2), "qps": round(len(latencies) / seconds, 1),
             **_latency_summary(latencies)}
+
+
+def swap_under_load(url: str, store: ModelStore, model_dir: str, clients: int,
+                    poll_seconds: float) -> dict:
+    """Seconds from a push to the first answer by the new version while `clients` keep
+    sending, and the requests that failed meanwhile (there must be none)."""
+    answered_by, errors, lock, stop = [], [], threading.Lock(), threading.Event()
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                response = session.post(f"{url}/v1/models/{MODEL_NAME}:predict",
+                                        json={"instances": [SENTENCES[index % 4]]}, timeout=60)
+                ok = response.status_code == 200
+            except requests.RequestException:
+                ok = False
+            with lock:
+                if ok:
+                    answered_by.append((time.monotonic(), response.json()["model_version"]))
+                else:
+                    errors.append(time.monotonic())
+
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(3)
+    pushed_at = time.monotonic()
+    version = str(store.publish(model_dir, {}).number)
+    deadline = pushed_at + 120
+    while time.monotonic() < deadline and not any(
+            number == version for _, number in list(answered_by)):
+        time.sleep(0.05)
+    time.sleep(2)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    served = [at for at, number in answered_by if number == version]
+    return {"clients": clients, "poll_seconds": poll_seconds,
+            "push_to_first_answer_s": round(served[0] - pushed_at, 2) if served else None,
+            "requests": len(answered_by) + len(errors), "errors": len(errors)}
 
 
 def sequential_latencies(call, repeats: int) -> list[float]:
@@ -161,13 +205,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--max-seconds", type=float, default=120)
     parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--swap-clients", type=int, default=32,
+                        help="clients sending while a new version is pushed and swapped in")
     parser.add_argument("--result", default=str(RESULT_PATH), help="'' to skip writing")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as output_dir:
         model_dir = args.model_dir or pushed_model_of_default_pipeline(
             output_dir, args.train_steps, args.pretrained)
-        ModelStore(f"{output_dir}/serving_models", MODEL_NAME).publish(model_dir, {})
+        store = ModelStore(f"{output_dir}/serving_models", MODEL_NAME)
+        store.publish(model_dir, {})
         arms = {}
         for arm, batch_size in (("batching_off", 1), ("batching_on", BATCHING.max_batch_size)):
             server = ServerProcess(pathlib.Path(output_dir),
@@ -181,6 +228,14 @@ def main() -> None:
             finally:
                 server.stop()
             print(arm, arms[arm], flush=True)
+        server = ServerProcess(pathlib.Path(output_dir), f"serving.poll_seconds={SWAP_POLL_SECONDS}")
+        try:
+            server.wait_until_live()
+            arms["swap"] = swap_under_load(server.url, store, model_dir, args.swap_clients,
+                                           SWAP_POLL_SECONDS)
+        finally:
+            server.stop()
+        print("swap", arms["swap"], flush=True)
     result = {
         **result_header("textclf serve on 127.0.0.1: one-sentence V1 requests from concurrent "
                         "clients, batching on vs off; server vs predict_text in-process"),
@@ -198,6 +253,7 @@ def main() -> None:
         "qps_batching_on_to_off": round(arms["batching_on"]["qps"]
                                         / arms["batching_off"]["qps"], 2),
         "overhead_vs_in_process": arms["overhead"],
+        "swap_under_load": arms["swap"],
     }
     print(json.dumps(result, indent=2))
     if args.result:
