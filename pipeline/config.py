@@ -214,12 +214,71 @@ class NotificationsConfig:
         default_factory=lambda: ["success", "failure", "not_blessed", "rollback"])
 
 
+# JWT signature algorithms the server accepts: asymmetric ones (a public key or JWKS file) or
+# HMAC ones (a shared secret), never both at once (algorithm confusion), never "none".
+JWT_ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+                             "ES384", "ES512", "EdDSA")
+JWT_HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+
+@dataclasses.dataclass
+class JwtConfig:
+    """JWT bearer tokens `textclf serve` accepts (PyJWT), on when `issuer` is set.
+
+    The HMAC secret comes only from TEXTCLF_JWT_SECRET. A static TEXTCLF_SERVING_TOKEN, when
+    set too, is still accepted and carries every scope.
+    """
+
+    # The `iss` and `aud` every token must carry.
+    issuer: str = ""
+    audience: str = ""
+    algorithms: list[str] = dataclasses.field(default_factory=lambda: ["RS256", "ES256"])
+    # PEM public key, or a JWKS document (keys chosen by `kid`), for the asymmetric algorithms.
+    public_key_file: str = ""
+    jwks_file: str = ""
+    # Clock skew allowed on `exp`, `nbf` and `iat`.
+    leeway_seconds: float = 30.0
+    # Scopes (the `scope` claim, space-separated, or `scp`): predicting and reading status and
+    # metadata, and the operator's paths (`/metrics`, rollout control).
+    predict_scope: str = "predict"
+    admin_scope: str = "admin"
+
+    def problems(self) -> list[str]:
+        """What stops `serve` before it binds, each naming the option."""
+        if not self.issuer:
+            return ["serving.jwt.audience needs serving.jwt.issuer"] if self.audience else []
+        problems = []
+        unknown = [name for name in self.algorithms
+                   if name not in JWT_ASYMMETRIC_ALGORITHMS + JWT_HMAC_ALGORITHMS]
+        if not self.algorithms or unknown:
+            problems.append(f"serving.jwt.algorithms must name some of "
+                            f"{', '.join(JWT_ASYMMETRIC_ALGORITHMS + JWT_HMAC_ALGORITHMS)}"
+                            + (f"; {unknown[0]!r} is not one" if unknown else ""))
+        hmac = [name for name in self.algorithms if name in JWT_HMAC_ALGORITHMS]
+        if hmac and len(hmac) != len(self.algorithms):
+            problems.append("serving.jwt.algorithms mixes HMAC and public-key algorithms, which "
+                            "lets a public key be used as an HMAC secret: choose one kind")
+        if not self.audience:
+            problems.append("serving.jwt.audience must be set with serving.jwt.issuer")
+        if not hmac and not (self.public_key_file or self.jwks_file):
+            problems.append("serving.jwt.issuer is set but neither serving.jwt.public_key_file "
+                            "nor serving.jwt.jwks_file is")
+        if self.public_key_file and self.jwks_file:
+            problems.append("set one of serving.jwt.public_key_file and serving.jwt.jwks_file")
+        if self.leeway_seconds < 0:
+            problems.append("serving.jwt.leeway_seconds must be >= 0")
+        if not self.predict_scope or not self.admin_scope:
+            problems.append("serving.jwt.predict_scope and serving.jwt.admin_scope must be set")
+        return problems
+
+
 @dataclasses.dataclass
 class ServingConfig:
     """The versioned model store the Pusher writes and `textclf serve` reads.
 
-    The server's bearer token comes only from TEXTCLF_SERVING_TOKEN (auth is off when it is
-    unset), and the Pusher's private key from `signing_key_file` or TEXTCLF_SIGNING_KEY.
+    The server's static bearer token comes only from TEXTCLF_SERVING_TOKEN, JWTs are checked
+    when `jwt.issuer` is set (auth is off when neither is), and the Pusher's private key comes
+    from `signing_key_file` or TEXTCLF_SIGNING_KEY.
     """
 
     # 127.0.0.1 serves this machine only; 0.0.0.0 inside a container.
@@ -248,6 +307,10 @@ class ServingConfig:
     signing_key_file: str = ""
     # Ed25519 public key (PEM): when set, the server loads only versions signed by its pair.
     verify_key_file: str = ""
+    jwt: JwtConfig = dataclasses.field(default_factory=JwtConfig)
+    # PEM certificate (chain) and private key: when set, the server speaks HTTPS only.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
     def body_limit_bytes(self) -> int:
         """`max_body_bytes`, or what the largest request within the other limits needs: every
@@ -455,6 +518,9 @@ class PipelineConfig:
             (self.serving.max_body_bytes >= 0,
              "serving.max_body_bytes must be >= 0 (0: what the other limits need)"),
             (self.serving.keep_versions >= 0, "serving.keep_versions must be >= 0 (0 keeps all)"),
+            (bool(self.serving.tls_cert_file) == bool(self.serving.tls_key_file),
+             "serving.tls_cert_file and serving.tls_key_file must be set together"),
+            *[(False, problem) for problem in self.serving.jwt.problems()],
             (1 <= self.data.max_text_chars <= CSV_FIELD_LIMIT,
              f"data.max_text_chars must be in [1, {CSV_FIELD_LIMIT}], the longest field "
              "ExampleGen's CSV decoder reads"),

@@ -15,14 +15,21 @@ from pipeline.notifications import notify
 def serve(config: PipelineConfig, store_root: str) -> int:
     """Runs the model server over `store_root` until SIGINT/SIGTERM."""
     # pylint: disable=import-outside-toplevel
-    from serving import server
+    from serving.auth import AuthConfigError, Authenticator
     from serving.signing import KeyFileError
+    from serving.tls import TlsConfigError, uvicorn_tls_options
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        server.serve(store_root, config.model_name, config.serving)
-    except KeyFileError as error:
+        # Keys and certificates first: a bad one stops here, before TensorFlow loads or a port
+        # is bound.
+        authenticator = Authenticator.from_settings(config.serving.jwt)
+        tls_options = uvicorn_tls_options(config.serving)
+        from serving import server
+
+        server.serve(store_root, config.model_name, config.serving, authenticator, tls_options)
+    except (KeyFileError, AuthConfigError, TlsConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,10 +1,10 @@
 """The server's edge: who may call and how much they may send, decided on the raw request.
 
 A plain ASGI middleware in front of the routes. It decides on `scope["path"]`, the value the
-router dispatches on, and on the raw header bytes: never on a URL rebuilt from the Host header
-(Starlette's `request.url` is, so a crafted Host once made `:predict` look like a health probe
-and skip the token), and never on decoded text (a token with a non-ASCII byte was a TypeError
-and a 500).
+router dispatches on, and on the raw header bytes (`serving/auth.py`): never on a URL rebuilt
+from the Host header (Starlette's `request.url` is, so a crafted Host once made `:predict` look
+like a health probe and skip the token), and never on decoded text (a token with a non-ASCII
+byte was a TypeError and a 500).
 
 A body is read while it arrives and refused with 413 the moment it passes the limit, so the
 server never holds more than the limit of any request, however it is framed (Content-Length or
@@ -13,14 +13,13 @@ chunked).
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any, Awaitable, Callable, Optional
 
 import orjson
 
-# The bearer token clients must send, when set (and `models list --server` sends).
-TOKEN_ENV = "TEXTCLF_SERVING_TOKEN"
+from serving.auth import Authenticator, Refusal
+
 # Probes must work without the token: Kubernetes does not send one. Only these, only GET/HEAD.
 OPEN_PATHS = ("/", "/v2/health/live", "/v2/health/ready")
 _OPEN_METHODS = ("GET", "HEAD")
@@ -40,11 +39,11 @@ logger = logging.getLogger("textclf.serving")
 
 
 class Edge:
-    """Bearer-token auth (when a token is set) and the body size limit, before `app`."""
+    """Authentication (when a token or JWT is configured) and the body limit, before `app`."""
 
-    def __init__(self, app: Callable, token: Optional[str], max_body_bytes: int):
+    def __init__(self, app: Callable, authenticator: Authenticator, max_body_bytes: int):
         self.app = app
-        self._token = token.encode("utf-8") if token else None
+        self.authenticator = authenticator
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -55,23 +54,20 @@ class Edge:
             # No route speaks WebSocket; refuse it before anything reads it.
             await send({"type": "websocket.close", "code": 1008})
             return
-        if self._token is not None and not _is_open(scope) and not self._authorized(scope):
-            await respond(send, 401, "missing or wrong bearer token: send 'Authorization: "
-                                     "Bearer <token>'", [(b"www-authenticate", b"Bearer")])
-            return
+        if self.authenticator.enabled and not _is_open(scope):
+            caller = self.authenticator.check(scope["headers"], scope["path"])
+            if isinstance(caller, Refusal):
+                logger.warning("%d for %s %s: %s", caller.status, scope["method"],
+                               scope["path"][:200], caller.message)
+                await respond(send, caller.status, caller.message,
+                              [(b"www-authenticate", caller.challenge)])
+                return
         if scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
         body = await self._read_body(scope, receive, send)
         if body is not None:
             await self.app(scope, _replay(body, receive), send)
-
-    def _authorized(self, scope: Scope) -> bool:
-        values = [value for name, value in scope["headers"] if name == b"authorization"]
-        if len(values) != 1:
-            return False
-        scheme, _, presented = values[0].partition(b" ")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(presented, self._token)
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> Optional[bytes]:
         """The whole body, or None once it was refused (413) or the client went away."""

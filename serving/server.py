@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from typing import Any, AsyncIterator, Callable, Optional
 
 import orjson
@@ -42,7 +41,8 @@ from starlette.routing import Route
 
 from pipeline.config import ServingConfig
 from serving import protocol, signing
-from serving.edge import TOKEN_ENV, Edge
+from serving.auth import Authenticator
+from serving.edge import Edge
 from serving.model import TextClassifier
 from serving.protocol import RequestError
 from serving.store import ModelStore
@@ -78,7 +78,7 @@ register_url_convertor("model_name", _ModelNameConvertor())
 register_url_convertor("version", _VersionConvertor())
 
 
-def build_app(model: TextClassifier, token: Optional[str]) -> Edge:
+def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
     """The routes of `model` behind the edge (auth and the body limit)."""
     settings = model.settings
     limits = protocol.Limits(settings.max_instances, settings.max_text_chars,
@@ -193,7 +193,7 @@ def build_app(model: TextClassifier, token: Optional[str]) -> Edge:
     app = Starlette(routes=routes, lifespan=polling, exception_handlers={
         HTTPException: _http_error, RequestError: _request_error, InvalidInput: _invalid_input,
         ModelNotFound: _not_found, ModelNotReady: _not_ready})
-    return Edge(app, token, limits.max_body_bytes)
+    return Edge(app, authenticator, limits.max_body_bytes)
 
 
 def _json(content: Any, status: int = 200) -> Response:
@@ -232,20 +232,24 @@ async def _not_ready(_: Request, error: ModelNotReady) -> Response:
     return _error(503, str(error))
 
 
-def serve(store_root: str, model_name: str, settings: ServingConfig) -> None:
+def serve(store_root: str, model_name: str, settings: ServingConfig,
+          authenticator: Authenticator, tls_options: dict[str, Any]) -> None:
     """Loads the newest good version (if any) and serves until SIGINT/SIGTERM."""
     verify_key = signing.load_verify_key(settings.verify_key_file)
     model = TextClassifier(model_name, ModelStore(store_root, model_name), settings, verify_key)
     model.load()
-    token = os.environ.get(TOKEN_ENV) or None
-    logger.info("serving %s from %s on http://%s:%d (batching %s, auth %s, signatures %s, "
+    auth = "off"
+    if authenticator.enabled:
+        auth = f"JWT from {settings.jwt.issuer}" if settings.jwt.issuer else "static token"
+    logger.info("serving %s from %s on %s://%s:%d (batching %s, auth %s, signatures %s, "
                 "body limit %d bytes)",
-                model_name, model.store.model_dir, settings.host, settings.port,
+                model_name, model.store.model_dir, "https" if tls_options else "http",
+                settings.host, settings.port,
                 f"up to {settings.max_batch_size} texts / {settings.max_batch_wait_ms} ms, "
                 f"{settings.max_concurrent_batches} at once"
                 if settings.max_batch_size > 1 else "off",
-                "on" if token else "off", "required" if verify_key else "not required",
-                settings.body_limit_bytes())
+                auth, "required" if verify_key else "not required", settings.body_limit_bytes())
     # httptools, not h11: the edge's 413 behaviour is tested with it. No WebSocket.
-    uvicorn.run(build_app(model, token), host=settings.host, port=settings.port, http="httptools",
-                ws="none", lifespan="on", log_level="info", access_log=False)
+    uvicorn.run(build_app(model, authenticator), host=settings.host, port=settings.port,
+                http="httptools", ws="none", lifespan="on", log_level="info", access_log=False,
+                **tls_options)

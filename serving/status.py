@@ -13,7 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from serving.edge import TOKEN_ENV
+from serving.auth import TOKEN_ENV
 
 _TIMEOUT_SECONDS = 10
 _MAX_ANSWER_BYTES = 1 << 20

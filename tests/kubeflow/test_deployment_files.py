@@ -110,7 +110,8 @@ def test_the_textclf_predictor_serves_the_cluster_store_with_the_real_cli_argume
     config = cli.load_config(args)
     assert config.cluster_serving_dir == config.kubeflow.serving_root  # where the Pusher writes
     # The probes are the paths the server leaves open without the token.
-    from serving.edge import OPEN_PATHS, TOKEN_ENV  # pylint: disable=import-outside-toplevel
+    from serving.auth import TOKEN_ENV  # pylint: disable=import-outside-toplevel
+    from serving.edge import OPEN_PATHS  # pylint: disable=import-outside-toplevel
     assert {container["readinessProbe"]["httpGet"]["path"],
             container["livenessProbe"]["httpGet"]["path"]} <= set(OPEN_PATHS)
     assert [variable["name"] for variable in container["env"]] == [TOKEN_ENV]

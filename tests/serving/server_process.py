@@ -24,9 +24,12 @@ class ServerProcess:
     """`textclf serve` in a subprocess on 127.0.0.1, its log in a file."""
 
     def __init__(self, output_dir: pathlib.Path, *overrides: str, token: str = "",
-                 model_name: str = MODEL_NAME):
+                 model_name: str = MODEL_NAME, ca_file: str = ""):
+        """`ca_file`: the server speaks HTTPS (its certificate in the overrides), and clients
+        trust this CA."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if ca_file else 'http'}://127.0.0.1:{self.port}"
+        self.verify = ca_file or True
         self.log_path = output_dir / f"server-{self.port}.log"
         environment = {**os.environ, "TEXTCLF_SERVING_TOKEN": token}
         command = [sys.executable, "-m", "pipeline.cli", "serve", "--output-dir", str(output_dir),
@@ -44,7 +47,8 @@ class ServerProcess:
                 raise AssertionError(f"server exited with {self.process.returncode}:\n"
                                      f"{self.log()}")
             try:
-                if requests.get(self.url + "/", timeout=1).status_code == 200:
+                if requests.get(self.url + "/", timeout=1, verify=self.verify
+                                ).status_code == 200:
                     return
             except requests.ConnectionError:
                 pass

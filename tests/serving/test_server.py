@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import requests
 
-from serving.edge import TOKEN_ENV
+from serving.auth import TOKEN_ENV
 from serving.store import ModelStore
 from tests.conftest import REPO_ROOT
 from tests.serving.conftest import keyed_store
