@@ -5,11 +5,13 @@ Usage: python benchmarks/serving_load.py [--model-dir DIR | --pretrained CHECKPO
        benchmarks/results/serving_load.json unless --result says otherwise.
 
 Without --model-dir it first runs the default pipeline on the default data (trained for
---train-steps; fine-tuning --pretrained when given) and serves what it pushed. Each load arm sends a fixed number of one-sentence V1
-requests from N concurrent clients and stops at that count or after --max-seconds, whichever
-comes first. The in-process baseline calls the same SavedModel's `predict_text` directly on the
-same batches, in this process, one call at a time. The swap arm pushes the same model again as a
-new version while --swap-clients keep sending, and times the push to the first answer by it.
+--train-steps; fine-tuning --pretrained when given) and serves what it pushed. Each load arm
+sends a fixed number of one-sentence V1 requests from N concurrent clients and stops at that
+count or after --max-seconds, whichever comes first. The in-process baseline calls the same
+SavedModel's `predict_text` directly on the same batches, in this process, one call at a time.
+The audited arm repeats the batching arm with the audit log on (its default fail_closed policy:
+an answer waits for its fsynced line). The swap arm pushes the same model again as a new version
+while --swap-clients keep sending, and times the push to the first answer by it.
 """
 
 from __future__ import annotations
@@ -216,9 +218,12 @@ def main() -> None:
         store = ModelStore(f"{output_dir}/serving_models", MODEL_NAME)
         store.publish(model_dir, {})
         arms = {}
-        for arm, batch_size in (("batching_off", 1), ("batching_on", BATCHING.max_batch_size)):
+        for arm, batch_size, audit in (
+                ("batching_off", 1, ""), ("batching_on", BATCHING.max_batch_size, ""),
+                ("batching_on_audited", BATCHING.max_batch_size, f"{output_dir}/audit.log")):
             server = ServerProcess(pathlib.Path(output_dir),
-                                   f"serving.max_batch_size={batch_size}")
+                                   f"serving.max_batch_size={batch_size}",
+                                   f"serving.audit.path={audit}")
             try:
                 server.wait_until_live()
                 load_arm(server.url, args.clients, 50, args.max_seconds)  # warm-up
@@ -252,6 +257,14 @@ def main() -> None:
         "batching_on": arms["batching_on"],
         "qps_batching_on_to_off": round(arms["batching_on"]["qps"]
                                         / arms["batching_off"]["qps"], 2),
+        "batching_on_audited": arms["batching_on_audited"],
+        "audit_log_cost": {
+            "qps_ratio": round(arms["batching_on_audited"]["qps"] / arms["batching_on"]["qps"],
+                               2),
+            "p99_ratio": round(arms["batching_on_audited"]["p99_ms"]
+                               / arms["batching_on"]["p99_ms"], 2),
+            "note": "audit log on (fail_closed: each answer waits for its fsynced line) vs "
+                    "off; metrics are always on"},
         "overhead_vs_in_process": arms["overhead"],
         "swap_under_load": arms["swap"],
     }

@@ -131,6 +131,12 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the previous good version (or --to VERSION); newer ones are marked rejected")
     rollback.add_argument("--to", type=int, help="the version to serve again")
     rollback.add_argument("--reason", default="rolled back by hand", help="kept in the history")
+    audit = commands.add_parser("audit", help="the serving audit log (serving.audit.path)")
+    audit_actions = audit.add_subparsers(dest="action", required=True)
+    verify = audit_actions.add_parser("verify", parents=[options],
+                                      help="check the hash chain across rotations; names the "
+                                           "first bad line")
+    verify.add_argument("--log", help="the log to check (default: serving.audit.path)")
     report = commands.add_parser("report", parents=[options],
                                  help="render the HTML report of a run (default: the newest)")
     report.add_argument("--run", help="the run id (pipeline_run name in ML Metadata)")
@@ -440,6 +446,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_BAD_INPUT
     if args.command in ("serve", "models"):
         return _serving_command(config, args)
+    if args.command == "audit":
+        return serving_commands.audit_verify(args.log or config.serving.audit.path)
     if args.command == "schema":
         return _export_schema(config, args)
     if args.command == "report":

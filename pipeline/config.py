@@ -272,6 +272,42 @@ class JwtConfig:
         return problems
 
 
+AUDIT_FSYNC_POLICIES = ("always", "interval", "never")
+AUDIT_FAILURE_POLICIES = ("fail_closed", "fail_open")
+
+
+@dataclasses.dataclass
+class AuditConfig:
+    """The prediction audit log: one hash-chained JSON line per prediction request."""
+
+    # The log file (rotated files beside it get .1, .2, ...); empty: no audit log.
+    path: str = ""
+    # Also record each input's raw text (by default only its SHA-256 and length).
+    include_text: bool = False
+    # Records waiting for the background writer; when full, a record is lost (fail_open) or
+    # its request refused (fail_closed).
+    queue_size: int = 10000
+    # fsync after every batch of lines written, at most once a second, or never (the OS's).
+    fsync: str = "always"
+    # A file past this size is rotated.
+    rotate_bytes: int = 100 << 20
+    # When a record cannot be written (disk full, permission): refuse predictions with 503
+    # (fail_closed), or serve and count the lost records (fail_open).
+    on_failure: str = "fail_closed"
+
+    def problems(self) -> list[str]:
+        """What stops `serve` before it binds, each naming the option."""
+        checks = [
+            (self.fsync in AUDIT_FSYNC_POLICIES,
+             f"serving.audit.fsync must be one of {', '.join(AUDIT_FSYNC_POLICIES)}"),
+            (self.on_failure in AUDIT_FAILURE_POLICIES,
+             f"serving.audit.on_failure must be one of {', '.join(AUDIT_FAILURE_POLICIES)}"),
+            (self.queue_size >= 1, "serving.audit.queue_size must be >= 1"),
+            (self.rotate_bytes >= 1 << 16, "serving.audit.rotate_bytes must be >= 65536"),
+        ]
+        return [message for passed, message in checks if not passed]
+
+
 @dataclasses.dataclass
 class ServingConfig:
     """The versioned model store the Pusher writes and `textclf serve` reads.
@@ -308,6 +344,7 @@ class ServingConfig:
     # Ed25519 public key (PEM): when set, the server loads only versions signed by its pair.
     verify_key_file: str = ""
     jwt: JwtConfig = dataclasses.field(default_factory=JwtConfig)
+    audit: AuditConfig = dataclasses.field(default_factory=AuditConfig)
     # PEM certificate (chain) and private key: when set, the server speaks HTTPS only.
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -521,6 +558,7 @@ class PipelineConfig:
             (bool(self.serving.tls_cert_file) == bool(self.serving.tls_key_file),
              "serving.tls_cert_file and serving.tls_key_file must be set together"),
             *[(False, problem) for problem in self.serving.jwt.problems()],
+            *[(False, problem) for problem in self.serving.audit.problems()],
             (1 <= self.data.max_text_chars <= CSV_FIELD_LIMIT,
              f"data.max_text_chars must be in [1, {CSV_FIELD_LIMIT}], the longest field "
              "ExampleGen's CSV decoder reads"),

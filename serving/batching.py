@@ -35,8 +35,11 @@ class MicroBatcher:
     """Runs `run_batch` in worker threads on the items of as many waiting requests as fit."""
 
     def __init__(self, run_batch: BatchFunction, max_batch_size: int, max_wait_seconds: float,
-                 max_concurrent_batches: int = 1):
+                 max_concurrent_batches: int = 1,
+                 observe_call: Optional[Callable[[int], None]] = None):
+        """`observe_call(items)` is told the size of every model call (for metrics)."""
         self._run_batch = run_batch
+        self._observe_call = observe_call
         self.max_batch_size = max_batch_size
         self.max_wait_seconds = max_wait_seconds
         self.max_concurrent_batches = max_concurrent_batches
@@ -44,11 +47,16 @@ class MicroBatcher:
         self._worker: Optional[asyncio.Task] = None
         self._running: set[asyncio.Task] = set()
 
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for a model call."""
+        return self._queue.qsize() if self._queue is not None else 0
+
     async def submit(self, items: Sequence[Any]) -> tuple[list[Any], Any]:
         """The results for `items` and the call's tag, once the batch holding them has run."""
         loop = asyncio.get_running_loop()
         if self.max_batch_size <= 1:
-            return await loop.run_in_executor(None, self._run_batch, items)
+            return await loop.run_in_executor(None, self._call, items)
         if self._worker is None:
             self._queue = asyncio.Queue()
             self._worker = loop.create_task(self._batch_loop())
@@ -96,7 +104,7 @@ class MicroBatcher:
         items = [item for request in batch for item in request.items]
         try:
             results, tag = await asyncio.get_running_loop().run_in_executor(
-                None, self._run_batch, items)
+                None, self._call, items)
             if len(results) != len(items):
                 raise RuntimeError(f"the model answered {len(results)} results for "
                                    f"{len(items)} items")
@@ -117,3 +125,8 @@ class MicroBatcher:
             if not request.answer.done():
                 request.answer.set_result((results[start:start + len(request.items)], tag))
             start += len(request.items)
+
+    def _call(self, items: Sequence[Any]) -> tuple[list[Any], Any]:
+        if self._observe_call is not None:
+            self._observe_call(len(items))
+        return self._run_batch(items)

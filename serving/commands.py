@@ -1,4 +1,4 @@
-"""`textclf serve` and `textclf models list | rollback | keygen`."""
+"""`textclf serve`, `textclf models list | rollback | keygen` and `textclf audit verify`."""
 
 from __future__ import annotations
 
@@ -56,6 +56,24 @@ def models(config: PipelineConfig, store_root: str, args: argparse.Namespace) ->
            f"textclf {config.model_name}: rolled back to version {target.number}",
            {"model": config.model_name, "version": target.number, "store": store.model_dir,
             "reason": args.reason})
+    return 0
+
+
+def audit_verify(path: str) -> int:
+    """`textclf audit verify`: 0 when the chain holds (a torn last line is only a warning)."""
+    from serving.audit import verify  # pylint: disable=import-outside-toplevel
+
+    if not path:
+        print("error: no audit log: pass --log or set serving.audit.path", file=sys.stderr)
+        return 2
+    verdict = verify(path)
+    if verdict.problem:
+        print(f"error: {verdict.problem} ({verdict.records} record(s) verify before it)",
+              file=sys.stderr)
+        return 1
+    print(f"{path}: {verdict.records} record(s), chain intact"
+          + ("; the last line is torn (a crash mid-write) and is cut off when the server next "
+             "opens the log" if verdict.torn_tail else ""))
     return 0
 
 

@@ -41,10 +41,13 @@ logger = logging.getLogger("textclf.serving")
 class Edge:
     """Authentication (when a token or JWT is configured) and the body limit, before `app`."""
 
-    def __init__(self, app: Callable, authenticator: Authenticator, max_body_bytes: int):
+    def __init__(self, app: Callable, authenticator: Authenticator, max_body_bytes: int,
+                 count_refusal: Callable[[int], None]):
+        """`count_refusal(status)` is told of every request refused here (for metrics)."""
         self.app = app
         self.authenticator = authenticator
         self.max_body_bytes = max_body_bytes
+        self._count_refusal = count_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -59,9 +62,13 @@ class Edge:
             if isinstance(caller, Refusal):
                 logger.warning("%d for %s %s: %s", caller.status, scope["method"],
                                scope["path"][:200], caller.message)
+                self._count_refusal(caller.status)
                 await respond(send, caller.status, caller.message,
                               [(b"www-authenticate", caller.challenge)])
                 return
+            # Per request (the server copies its lifespan state into each scope): the audit
+            # log's caller.
+            scope.setdefault("state", {})["caller"] = caller.identity
         if scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
@@ -101,6 +108,7 @@ class Edge:
         """413 (`size`: " of N bytes" or ""); `close` when the rest of the body is unread."""
         logger.warning("413 for a request body%s over the %d-byte limit", size,
                        self.max_body_bytes)
+        self._count_refusal(413)
         await respond(send, 413, f"request body{size} is over the {self.max_body_bytes}-byte "
                                  "limit (serving.max_body_bytes): send fewer or shorter texts",
                       [(b"connection", b"close")] if close else [])

@@ -24,6 +24,7 @@ from modules import features
 from pipeline.config import ServingConfig
 from serving import filesystem, signing
 from serving.batching import MicroBatcher
+from serving.metrics import ServerMetrics
 from serving.protocol import RequestError
 from serving.store import ModelStore, StoreError, Version, verify_version
 
@@ -54,17 +55,23 @@ class TextClassifier(Model):
     """Answers prediction requests with the store's newest good version, batched."""
 
     def __init__(self, name: str, store: ModelStore, settings: ServingConfig,
-                 verify_key: Optional[signing.VerifyKey] = None):
+                 metrics: ServerMetrics, verify_key: Optional[signing.VerifyKey] = None):
         super().__init__(name)
         self.store = store
         self.settings = settings
+        self.metrics = metrics
         self.verify_key = verify_key
         self.loaded: Optional[LoadedVersion] = None
         self.refusals: dict[int, Refusal] = {}
         self._store_problem = ""
         self._batcher = MicroBatcher(self._predict_batch, settings.max_batch_size,
                                      settings.max_batch_wait_ms / 1000,
-                                     settings.max_concurrent_batches)
+                                     settings.max_concurrent_batches,
+                                     observe_call=metrics.batch_size.observe)
+
+    @property
+    def queue_depth(self) -> int:
+        return self._batcher.queue_depth
 
     def load(self) -> bool:
         self.refresh()
@@ -99,6 +106,7 @@ class TextClassifier(Model):
                 reason = str(error).strip().splitlines()[0] if str(error).strip() \
                     else type(error).__name__
                 self.refusals[candidate.number] = Refusal(reason, stamp)
+                self.metrics.refused_versions.labels(self.name).inc()
                 logger.error("refusing version %d of %s: %s; still serving %s", candidate.number,
                              self.name, reason, self._serving())
                 logger.debug("version %d refused", candidate.number, exc_info=True)

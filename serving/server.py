@@ -10,8 +10,9 @@ Status and metadata: GET /v1/models/<name>[/versions/<v>] (TF Serving's model st
 /v2/health/ready (a version is loaded: a prediction would be answered).
 
 KServe (`kserve==0.13.1`) provides the model interface, the data plane behind the status and
-metadata paths, the V2 response type and the Prometheus handler. Three of its parts are not
-used, each for a reason: its request decoding (see `serving/protocol.py`), its
+metadata paths and the V2 response type. Four of its parts are not used, each for a reason: its
+metrics handler, whose global registry only its bypassed handlers feed (`serving/metrics.py`
+has the server's own), its request decoding (see `serving/protocol.py`), its
 `/v2/health/ready`, which answers ready even with no version loaded, and its model repository
 API (`/v2/repository/models/<name>/unload`), which let any caller unload the model for good
 while the probes said healthy: a prediction port has no place for it. KServe's
@@ -24,6 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import time
+import uuid
 from typing import Any, AsyncIterator, Callable, Optional
 
 import orjson
@@ -31,7 +35,6 @@ import uvicorn
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.model_repository import ModelRepository
 from kserve.protocol.dataplane import DataPlane
-from kserve.protocol.rest.server import metrics_handler
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
@@ -41,13 +44,18 @@ from starlette.routing import Route
 
 from pipeline.config import ServingConfig
 from serving import protocol, signing
+from serving.audit import AuditLog, request_record
 from serving.auth import Authenticator
 from serving.edge import Edge
+from serving.metrics import ServerMetrics
 from serving.model import TextClassifier
 from serving.protocol import RequestError
 from serving.store import ModelStore
 
 VERSION_HEADER = "X-Model-Version"
+# Echoed on every prediction answer and kept in the audit log; the client's when it is sane.
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 logger = logging.getLogger("textclf.serving")
 
@@ -80,7 +88,7 @@ register_url_convertor("version", _VersionConvertor())
 
 def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
     """The routes of `model` behind the edge (auth and the body limit)."""
-    settings = model.settings
+    settings, metrics = model.settings, model.metrics
     limits = protocol.Limits(settings.max_instances, settings.max_text_chars,
                              settings.body_limit_bytes())
     repository = ModelRepository()
@@ -91,13 +99,23 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
         if request.path_params["model_name"] != model.name:
             raise ModelNotFound(request.path_params["model_name"])
 
-    async def predict(request: Request, parse: Callable, answer: Callable) -> Response:
+    audit = AuditLog(settings.audit) if settings.audit.path else None
+    metrics.watch(model.name, lambda: model.loaded.number if model.loaded else 0,
+                  lambda: model.queue_depth, lambda: audit.lost_records if audit else 0)
+
+    async def answer_prediction(request: Request, parse: Callable, answer: Callable,
+                                outcome: dict[str, Any]) -> Response:
         check_name(request)
+        if audit is not None and audit.refusing:
+            raise RequestError(503, f"the audit log cannot be written ({audit.problem}); "
+                                    "predictions are refused until it can "
+                                    "(serving.audit.on_failure=fail_closed)")
         version = request.path_params.get("version")
         loaded = model.serving_version(version)
         protocol.check_media_type(request.headers.getlist("content-type"))
         text_request = parse(protocol.read_json(await request.body()), loaded.text_inputs,
                              limits)
+        outcome["rows"] = text_request.rows
         try:
             results, answered_by = await model.predict_texts(text_request.rows, version)
         except (RequestError, ModelNotReady):
@@ -107,16 +125,55 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
             logger.exception("the model failed on a request of %d text(s)",
                              len(text_request.rows))
             return _error(500, "the model failed on this request (the server log has the error)")
+        outcome.update(results=results, version=answered_by)
         return Response(answer(text_request, results, answered_by),
                         media_type="application/json",
                         headers={VERSION_HEADER: str(answered_by)})
 
+    async def recorded(request: Request, request_id: str, protocol_name: str, status: int,
+                       started: float, outcome: dict[str, Any]) -> bool:
+        """Audits the request; False when fail_closed and its record could not be written."""
+        if audit is None:
+            return True
+        client = f"{request.client.host}:{request.client.port}" if request.client else ""
+        written = audit.record(request_record(
+            request_id, request.scope.get("state", {}).get("caller", "anonymous"), client,
+            model.name, outcome.get("version"), "stable", protocol_name, status,
+            time.perf_counter() - started, outcome.get("rows"), outcome.get("results"),
+            settings.audit.include_text))
+        return settings.audit.on_failure == "fail_open" or await asyncio.wrap_future(written)
+
+    async def predict(request: Request, parse: Callable, answer: Callable,
+                      protocol_name: str) -> Response:
+        started = time.perf_counter()
+        request_id = _request_id(request.headers.get(REQUEST_ID_HEADER))
+        outcome: dict[str, Any] = {}
+        try:
+            response = await answer_prediction(request, parse, answer, outcome)
+        except tuple(_ERROR_HANDLERS) as error:
+            handler = next(handler for kind, handler in _ERROR_HANDLERS.items()
+                           if isinstance(error, kind))
+            response = await handler(request, error)
+        if not await recorded(request, request_id, protocol_name, response.status_code,
+                              started, outcome) and response.status_code == 200:
+            reason = audit.problem or "its record was lost"
+            response = _error(503, f"the audit log could not record this request ({reason}); "
+                                   "it is not answered (serving.audit.on_failure=fail_closed): "
+                                   "retry")
+        response.headers[REQUEST_ID_HEADER] = request_id
+        version = str(outcome.get("version", "none"))
+        metrics.requests.labels(model.name, version, "stable", protocol_name,
+                                str(response.status_code)).inc()
+        metrics.latency.labels(model.name, version).observe(time.perf_counter() - started)
+        return response
+
     async def v1_predict(request: Request) -> Response:
-        return await predict(request, protocol.parse_v1, protocol.v1_answer)
+        return await predict(request, protocol.parse_v1, protocol.v1_answer, "v1")
 
     async def v2_infer(request: Request) -> Response:
         return await predict(request, protocol.parse_v2, lambda text_request, results, version:
-                             protocol.v2_answer(text_request, results, version, model.name))
+                             protocol.v2_answer(text_request, results, version, model.name),
+                             "v2")
 
     async def v1_status(request: Request) -> Response:
         """KServe's {"name", "ready"} and TF Serving's model_version_status, 503 when not ready."""
@@ -166,7 +223,7 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
     version_path = "/versions/{version:version}"
     routes = [
         Route("/", live, methods=["GET"]),
-        Route("/metrics", metrics_handler, methods=["GET"]),
+        Route("/metrics", metrics.handler, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route(f"/v1/models{model_path}:predict", v1_predict, methods=["POST"]),
         Route(f"/v1/models{model_path}{version_path}:predict", v1_predict, methods=["POST"]),
@@ -189,11 +246,20 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
         poller = asyncio.get_running_loop().create_task(model.poll())
         yield
         poller.cancel()
+        if audit is not None:
+            audit.close()
 
-    app = Starlette(routes=routes, lifespan=polling, exception_handlers={
-        HTTPException: _http_error, RequestError: _request_error, InvalidInput: _invalid_input,
-        ModelNotFound: _not_found, ModelNotReady: _not_ready})
-    return Edge(app, authenticator, limits.max_body_bytes)
+    app = Starlette(routes=routes, lifespan=polling,
+                    exception_handlers={HTTPException: _http_error, **_ERROR_HANDLERS})
+    return Edge(app, authenticator, limits.max_body_bytes,
+                lambda status: metrics.refused_requests.labels(str(status)).inc())
+
+
+def _request_id(presented: Optional[str]) -> str:
+    """The client's X-Request-Id when it is a plain token, else a new one."""
+    if presented and _REQUEST_ID.fullmatch(presented):
+        return presented
+    return uuid.uuid4().hex
 
 
 def _json(content: Any, status: int = 200) -> Response:
@@ -232,11 +298,18 @@ async def _not_ready(_: Request, error: ModelNotReady) -> Response:
     return _error(503, str(error))
 
 
+# The errors a route raises on purpose, each answered in the one error shape.
+_ERROR_HANDLERS: dict[type, Callable] = {RequestError: _request_error,
+                                         InvalidInput: _invalid_input,
+                                         ModelNotFound: _not_found, ModelNotReady: _not_ready}
+
+
 def serve(store_root: str, model_name: str, settings: ServingConfig,
           authenticator: Authenticator, tls_options: dict[str, Any]) -> None:
     """Loads the newest good version (if any) and serves until SIGINT/SIGTERM."""
     verify_key = signing.load_verify_key(settings.verify_key_file)
-    model = TextClassifier(model_name, ModelStore(store_root, model_name), settings, verify_key)
+    model = TextClassifier(model_name, ModelStore(store_root, model_name), settings,
+                           ServerMetrics(), verify_key)
     model.load()
     auth = "off"
     if authenticator.enabled:

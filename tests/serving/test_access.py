@@ -1,6 +1,8 @@
-"""`textclf serve` over HTTPS with JWT bearer tokens: the real server on 127.0.0.1, a test CA,
-RS256 tokens from a test issuer; and access settings that stop `serve` before it binds."""
+"""`textclf serve` over HTTPS with JWT bearer tokens and the audit log: the real server on
+127.0.0.1, a test CA, RS256 tokens from a test issuer; access settings that stop `serve` before
+it binds; and a server whose audit disk is full."""
 
+import json
 import socket
 import subprocess
 import sys
@@ -8,6 +10,7 @@ import sys
 import pytest
 import requests
 
+from serving.audit import verify
 from serving.store import ModelStore
 from tests.conftest import REPO_ROOT
 from tests.serving.credentials import (AUDIENCE, ISSUER, hmac_token_signed_with, public_pem,
@@ -30,7 +33,9 @@ def https_server(exported_models, tmp_path_factory):
                            f"serving.tls_key_file={key_file}", f"serving.jwt.issuer={ISSUER}",
                            f"serving.jwt.audience={AUDIENCE}",
                            f"serving.jwt.public_key_file={output_dir / 'issuer.pem'}",
+                           f"serving.audit.path={output_dir / 'audit' / 'reviews.log'}",
                            ca_file=str(ca_file))
+    server.audit_log = str(output_dir / "audit" / "reviews.log")
     try:
         server.wait_until_live()
         yield server, issuer_key
@@ -115,3 +120,55 @@ def test_bad_access_settings_stop_serve_before_it_binds(tmp_path, overrides, mes
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert "tensorflow" not in result.stderr.lower()
+
+
+def _audit_lines(server) -> list[dict]:
+    try:
+        with open(server.audit_log, "rb") as handle:
+            return [json.loads(line) for line in handle]
+    except FileNotFoundError:
+        return []
+
+
+def test_every_prediction_request_is_one_audit_line_whose_chain_verifies(https_server):
+    """Answers wait for their record (fail_closed), so the lines are there when they return."""
+    server, issuer_key = https_server
+    before = len(_audit_lines(server))
+    credential = {"Authorization": f"Bearer {token(issuer_key)}"}
+    statuses = []
+    for index in range(12):
+        body = {"instances": [f"review {index}", "second text"]} if index % 4 else {"x": 1}
+        response = requests.post(server.url + PREDICT, json=body, timeout=30,
+                                 verify=server.verify,
+                                 headers={**credential, "X-Request-Id": f"audit-{index}"})
+        statuses.append(response.status_code)
+        assert response.headers["x-request-id"] == f"audit-{index}"
+
+    lines = _audit_lines(server)[before:]
+    assert [line["status"] for line in lines] == statuses and statuses.count(400) == 3
+    assert [line["request_id"] for line in lines] == [f"audit-{index}" for index in range(12)]
+    assert {line["caller"] for line in lines} == {"jwt:analyst-7"}
+    answered = [line for line in lines if line["status"] == 200]
+    assert all(len(line["inputs"]) == 2 and len(line["answers"]) == 2 for line in answered)
+    assert all("texts" not in line for line in lines)
+    assert all(line["version"] is not None for line in answered)
+    verdict = verify(server.audit_log)
+    assert not verdict.problem and verdict.records == before + 12
+
+
+def test_a_full_audit_disk_refuses_predictions_when_failing_closed(exported_models, tmp_path):
+    """/dev/full answers every write with ENOSPC: the default policy answers no prediction
+    it cannot record, and the probes still answer."""
+    ModelStore(str(tmp_path / "serving_models"), MODEL_NAME).publish(str(exported_models[0]), {})
+    server = ServerProcess(tmp_path, "serving.audit.path=/dev/full")
+    try:
+        server.wait_until_live()
+        first = requests.post(server.url + PREDICT, json={"instances": ["x"]}, timeout=30)
+        second = requests.post(server.url + PREDICT, json={"instances": ["x"]}, timeout=30)
+        ready = requests.get(server.url + "/v2/health/live", timeout=10)
+    finally:
+        server.stop()
+
+    assert first.status_code == 503 and "No space left on device" in first.json()["error"]
+    assert second.status_code == 503 and "fail_closed" in second.json()["error"]
+    assert ready.status_code == 200

@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from serving.auth import TOKEN_ENV
 from serving.store import ModelStore
@@ -108,6 +109,54 @@ def test_v2_infer_equals_the_saved_model(setup, exported_models):
         np.reshape(outputs["probabilities"]["data"], expected_probabilities.shape),
         expected_probabilities, atol=1e-5)
     assert outputs["label"]["data"] == expected_labels
+
+
+def _metric_samples(server) -> dict:
+    """{(sample name, sorted labels): value} from /metrics, parsed by prometheus_client."""
+    response = requests.get(f"{server.url}/metrics", headers=AUTH, timeout=10)
+    assert response.status_code == 200, response.text
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples}
+
+
+def test_metrics_count_every_request_by_version_protocol_and_status(setup):
+    server, store, _, _ = setup
+    version = str(store.versions()[-1].number)
+    before = _metric_samples(server)
+    for _ in range(4):
+        assert v1_predict(server, ["fine"]).status_code == 200
+    for _ in range(2):
+        assert requests.post(f"{server.url}/v2/models/{MODEL_NAME}/infer", headers=AUTH,
+                             timeout=30, json={"inputs": [{"name": "text", "shape": [1],
+                                                           "datatype": "BYTES",
+                                                           "data": ["x"]}]}).status_code == 200
+    for _ in range(3):
+        assert requests.post(f"{server.url}/v1/models/{MODEL_NAME}:predict", headers=AUTH,
+                             json={"texts": ["x"]}, timeout=30).status_code == 400
+    assert requests.post(f"{server.url}/v1/models/other:predict", headers=AUTH,
+                         json={"instances": ["x"]}, timeout=30).status_code == 404
+    assert v1_predict(server, ["x"], headers={}).status_code == 401
+    after = _metric_samples(server)
+
+    def delta(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    def requests_delta(version_label, protocol, status):
+        return delta("textclf_requests_total", model=MODEL_NAME, version=version_label,
+                     route="stable", protocol=protocol, status=status)
+
+    assert requests_delta(version, "v1", "200") == 4
+    assert requests_delta(version, "v2", "200") == 2
+    assert requests_delta("none", "v1", "400") == 3
+    assert requests_delta("none", "v1", "404") == 1
+    assert delta("textclf_refused_requests_total", status="401") == 1
+    assert delta("textclf_request_duration_seconds_count", model=MODEL_NAME,
+                 version=version) == 6
+    assert delta("textclf_batch_size_texts_count") >= 1
+    assert after[("textclf_served_version", (("model", MODEL_NAME),))] == float(version)
+    assert after[("textclf_loaded_versions", (("model", MODEL_NAME),))] == 1
 
 
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain",
