@@ -69,6 +69,7 @@ class AuditLog:
         self.lost_records = 0
         self._queue: queue.Queue = queue.Queue(settings.queue_size)
         self._problem = ""
+        self._closed = False
         self._lock = threading.Lock()
         self._handle = None
         self._seq, self._prev, self._size = 0, GENESIS, 0
@@ -92,8 +93,8 @@ class AuditLog:
         `fsync` says), False when it is lost. Under fail_closed a request is answered only
         after True: no answer without its record."""
         written: concurrent.futures.Future = concurrent.futures.Future()
-        if self._problem:
-            written.set_result(self._lose(self._problem))
+        if self._problem or self._closed:
+            written.set_result(self._lose(self._problem or "the audit log is closed"))
             return written
         try:
             self._queue.put_nowait((entry, written))
@@ -104,9 +105,20 @@ class AuditLog:
         return written
 
     def close(self, timeout: float = 10) -> None:
-        """Writes what is queued, then stops the writer."""
-        self._queue.put(None)
+        """Writes what is queued, then stops the writer; later records are lost at once."""
+        self._closed = True
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            logger.error("audit log: the writer is stuck; %d queued record(s) may be lost",
+                         self._queue.qsize())
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            # Records queued in the race with `_closed`: nobody will write them.
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is not None:
+                    item[1].set_result(self._lose("the audit log is closed"))
 
     def _lose(self, reason: str) -> bool:
         """Counts a lost record; False (as a record's result)."""
@@ -164,7 +176,7 @@ class AuditLog:
             batch = [item for item in batch if item is not None]
             if self._problem:
                 self._open()
-            written = False
+            written = 0
             if batch and not self._problem:
                 try:
                     self._write([entry for entry, _ in batch])
@@ -173,11 +185,15 @@ class AuditLog:
                             and time.monotonic() - last_sync >= _FSYNC_INTERVAL_SECONDS):
                         os.fsync(self._handle.fileno())
                         last_sync = time.monotonic()
-                    written = True
+                    written = len(batch)
+                except _WriteCutShort as cut:
+                    # The records before the failure are in the log: say so to their requests.
+                    written = cut.written
+                    self._fail(cut.error)
                 except OSError as error:
                     self._fail(error)
-            for _, future in batch:
-                future.set_result(written or self._lose(self._problem))
+            for index, (_, future) in enumerate(batch):
+                future.set_result(index < written or self._lose(self._problem))
             if stopping:
                 if self._handle:
                     self._handle.close()
@@ -185,21 +201,34 @@ class AuditLog:
 
     def _write(self, entries: list[dict[str, Any]]) -> None:
         """Appends `entries` chained, rotating before a line that would pass `rotate_bytes`;
-        the chain advances only once the bytes are written."""
-        for entry in entries:
+        the chain advances only once the bytes are written. A rotation that fails after some
+        entries were written (and synced) raises _WriteCutShort with their count."""
+        for index, entry in enumerate(entries):
             line = orjson.dumps({"seq": self._seq + 1, "prev": self._prev, **entry})
             if self._size and self._size + len(line) + 1 > self.settings.rotate_bytes:
-                self._handle.flush()
-                self._rotate()
+                try:
+                    self._rotate()
+                except OSError as error:
+                    raise _WriteCutShort(index, error) from error
             self._handle.write(line + b"\n")
             self._seq, self._prev = self._seq + 1, line_hash(line)
             self._size += len(line) + 1
         self._handle.flush()
 
     def _rotate(self) -> None:
+        """The full file is synced (its records were promised), renamed `<path>.<n>`."""
+        self._handle.flush()
+        if self.settings.fsync != "never":
+            os.fsync(self._handle.fileno())
         self._handle.close()
         numbers = [int(file.rsplit(".", 1)[1]) for file in log_files(self.settings.path)[:-1]]
         os.replace(self.settings.path, f"{self.settings.path}.{max(numbers, default=0) + 1}")
+        if self.settings.fsync != "never":
+            folder = os.open(os.path.dirname(os.path.abspath(self.settings.path)), os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
         self._handle = open(self.settings.path, "ab")  # pylint: disable=consider-using-with
         self._size = 0
 
@@ -217,6 +246,15 @@ class AuditLog:
             except OSError:
                 pass
             self._handle = None
+
+
+class _WriteCutShort(OSError):
+    """A batch stopped part-way: `written` entries are in the log, then `error`."""
+
+    def __init__(self, written: int, error: OSError):
+        super().__init__(str(error))
+        self.written = written
+        self.error = error
 
 
 def _chain_tail(path: str) -> tuple[int, str, int]:

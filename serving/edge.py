@@ -79,8 +79,8 @@ class Edge:
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> Optional[bytes]:
         """The whole body, or None once it was refused (413) or the client went away."""
         lengths = [value for name, value in scope["headers"] if name == b"content-length"]
-        if lengths and lengths[0].isdigit() and int(lengths[0]) > self.max_body_bytes:
-            declared = int(lengths[0])
+        declared = _declared_length(lengths[0]) if lengths else None
+        if declared is not None and declared > self.max_body_bytes:
             # A client waiting for "100 Continue" has sent nothing: no need to read anything.
             expects_continue = any(name == b"expect" and value.lower() == b"100-continue"
                                    for name, value in scope["headers"])
@@ -126,6 +126,14 @@ async def _drain(receive: Receive) -> bool:
         if not message.get("more_body", False):
             return True
     return False
+
+
+def _declared_length(value: bytes) -> Optional[int]:
+    """Content-Length as a number (a huge one capped: `int` refuses over 4,300 digits)."""
+    digits = value.strip().lstrip(b"0") or b"0"
+    if not digits.isdigit():
+        return None
+    return int(digits) if len(digits) <= 19 else 1 << 63
 
 
 def _is_open(scope: Scope) -> bool:

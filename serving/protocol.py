@@ -17,7 +17,6 @@ Status codes: 400 malformed or wrong content, 413 over a size limit, 415 not JSO
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 import math
 import re
@@ -91,7 +90,7 @@ def check_media_type(content_types: Sequence[str]) -> None:
             if found.group(1).lower() == "charset":
                 charset = (found.group(2) or found.group(3) or "").lower()
     if not match:
-        raise RequestError(400, f"Content-Type {declared!r} is not a media type: send "
+        raise RequestError(400, f"Content-Type {_shown(declared)} is not a media type: send "
                                 "'application/json'")
     type_name = f"{match.group(1)}/{match.group(2)}".lower()
     if type_name not in _JSON_MEDIA_TYPES and not (
@@ -121,7 +120,7 @@ def parse_v1(body: Any, text_inputs: Sequence[str], limits: Limits) -> TextReque
                                 '(or TF Serving\'s columnar {"inputs": ...}, not both)')
     signature = body.get("signature_name", features.TEXT_SIGNATURE)
     if signature != features.TEXT_SIGNATURE:
-        raise RequestError(400, f"signature_name {signature!r}: this server answers "
+        raise RequestError(400, f"signature_name {_shown(signature)}: this server answers "
                                 f"{features.TEXT_SIGNATURE!r} (raw text in); leave it out")
     if "instances" in body:
         instances = _limited_list(body["instances"], '"instances"', limits)
@@ -223,7 +222,7 @@ def _check_names(fields: dict, text_inputs: Sequence[str], where: str) -> None:
     unknown = sorted(set(fields) - set(text_inputs))
     missing = [name for name in text_inputs if name not in fields]
     if unknown or missing:
-        problem = f"unknown input {unknown[0]!r}" if unknown else f"no {missing[0]!r}"
+        problem = f"unknown input {_shown(unknown[0])}" if unknown else f"no {missing[0]!r}"
         raise RequestError(400, f"{where}: {problem}; this model takes "
                                 f"{' and '.join(text_inputs)}")
 
@@ -233,7 +232,8 @@ def _text(value: Any, where: str, limits: Limits) -> bytes:
     if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
         try:
             text = base64.b64decode(value["b64"], validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as error:
+        except (ValueError, UnicodeDecodeError) as error:  # binascii.Error is a ValueError;
+            # a non-ASCII character in the b64 string is a plain one.
             raise RequestError(400, f"{where}: b64 is not base64 of UTF-8 text ({error})"
                                ) from None
     elif isinstance(value, str):
@@ -257,16 +257,16 @@ def _v2_tensor(tensor: Any, index: int, text_inputs: Sequence[str], limits: Limi
     if not isinstance(tensor, dict):
         raise RequestError(400, f"input {index} must be an object, got {_json_type(tensor)}")
     name = tensor.get("name")
-    where = f"input {name!r}" if isinstance(name, str) else f"input {index}"
+    where = f"input {_shown(name)}" if isinstance(name, str) else f"input {index}"
     if not isinstance(name, str) or name not in text_inputs:
-        raise RequestError(400, f"unknown input {name!r}; this model takes "
+        raise RequestError(400, f"unknown input {_shown(name)}; this model takes "
                                 f"{' and '.join(text_inputs)}")
     missing = [field for field in ("shape", "datatype", "data") if field not in tensor]
     if missing:
         raise RequestError(400, f"{where} has no {missing[0]!r}")
     if tensor["datatype"] != "BYTES":
         raise RequestError(400, f"{where} must be BYTES holding strings, got "
-                                f"{tensor['datatype']!r}")
+                                f"{_shown(tensor['datatype'])}")
     parameters = tensor.get("parameters", {})
     if not isinstance(parameters, dict):
         raise RequestError(400, f"{where}: parameters must be an object")
@@ -277,7 +277,7 @@ def _v2_tensor(tensor: Any, index: int, text_inputs: Sequence[str], limits: Limi
     if not (isinstance(shape, list) and shape and all(
             isinstance(size, int) and not isinstance(size, bool) and size >= 0
             for size in shape)):
-        raise RequestError(400, f"{where}: shape must be a list of sizes, got {shape!r}")
+        raise RequestError(400, f"{where}: shape must be a list of sizes, got {_shown(shape)}")
     if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
         raise RequestError(400, f"{where}: shape {shape} is not [n] or [n, 1]: one text a row")
     _check_count(shape[0], limits)
@@ -321,7 +321,7 @@ def _requested_outputs(requested: Any) -> tuple[str, ...]:
     names = tuple(output["name"] for output in requested)
     unknown = [name for name in names if name not in OUTPUT_NAMES]
     if unknown:
-        raise RequestError(400, f"unknown output {unknown[0]!r}; this model answers "
+        raise RequestError(400, f"unknown output {_shown(unknown[0])}; this model answers "
                                 f"{', '.join(OUTPUT_NAMES)}")
     if len(set(names)) != len(names):
         raise RequestError(400, "an output is requested twice")
@@ -333,3 +333,10 @@ def _json_type(value: Any) -> str:
         return "null"
     return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
             list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    """A client's value in a message: short, and never `repr` of a nested structure (which
+    fails past 1,000 levels that JSON itself allows up to 1,024)."""
+    text = _json_type(value) if isinstance(value, (list, dict)) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

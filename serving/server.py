@@ -154,6 +154,11 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
             handler = next(handler for kind, handler in _ERROR_HANDLERS.items()
                            if isinstance(error, kind))
             response = await handler(request, error)
+        except Exception:  # pylint: disable=broad-except
+            # A bug on some input: still one answer, one audit record and one metric.
+            logger.exception("a prediction request failed unexpectedly")
+            response = _error(500, "the server failed on this request (the server log has "
+                                   "the error)")
         if not await recorded(request, request_id, protocol_name, response.status_code,
                               started, outcome) and response.status_code == 200:
             reason = audit.problem or "its record was lost"
@@ -274,19 +279,22 @@ def _error(status: int, message: str, headers: Optional[dict[str, str]] = None) 
 
 async def _http_error(request: Request, error: HTTPException) -> Response:
     # The router's 404 and 405 (with its Allow header), in the server's one error shape.
-    message = {404: f"no such path {request.url.path}: see README's Serving section",
-               405: f"{request.method} is not allowed on {request.url.path}"}.get(
+    # The raw path, never `request.url`: Starlette rebuilds that from the Host header, which a
+    # client can make unparsable (a 500) or misleading.
+    path = request.scope["path"][:200]
+    message = {404: f"no such path {path}: see README's Serving section",
+               405: f"{request.method} is not allowed on {path}"}.get(
                    error.status_code, str(error.detail))
     return _error(error.status_code, message, error.headers)
 
 
 async def _request_error(request: Request, error: RequestError) -> Response:
-    logger.warning("%d for %s: %s", error.status, request.url.path, error.message)
+    logger.warning("%d for %s: %s", error.status, request.scope["path"][:200], error.message)
     return _error(error.status, error.message)
 
 
 async def _invalid_input(request: Request, error: InvalidInput) -> Response:
-    logger.warning("400 for %s: %s", request.url.path, error.reason)
+    logger.warning("400 for %s: %s", request.scope["path"][:200], error.reason)
     return _error(400, error.reason)
 
 

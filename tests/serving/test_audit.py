@@ -166,3 +166,30 @@ def test_a_full_queue_loses_the_record_instead_of_waiting(tmp_path, monkeypatch)
 def test_verify_on_no_log_says_so(tmp_path, capsys):
     assert cli.main(["audit", "verify", "--log", str(tmp_path / "none.log")]) == 1
     assert "no audit log" in capsys.readouterr().err
+
+
+def test_a_rotation_that_fails_mid_batch_keeps_the_records_already_written(tmp_path,
+                                                                            monkeypatch):
+    """The records before the failure are in the log and their requests are told so; the
+    rest are lost, not claimed."""
+    path = str(tmp_path / "audit.log")
+    _write(AuditConfig(path=path, rotate_bytes=1 << 16), 100)
+    size = os.path.getsize(path)
+    real_replace = os.replace
+
+    def refuse(source, target):
+        raise PermissionError(13, "Permission denied")
+
+    audit = AuditLog(AuditConfig(path=path, rotate_bytes=size + 1000))
+    monkeypatch.setattr(os, "replace", refuse)
+    first = audit.record(_entry(0))  # fits: the writer takes it alone, before the others
+    assert first.result(timeout=30) is True
+    outcomes = [audit.record(_entry(index)).result(timeout=30) for index in range(1, 10)]
+    problem = audit.problem
+    monkeypatch.setattr(os, "replace", real_replace)
+    audit.close()
+
+    kept = outcomes.count(True)
+    assert outcomes == [True] * kept + [False] * (len(outcomes) - kept) and kept < 9
+    assert "Permission denied" in problem
+    assert verify(path).records == 100 + 1 + kept

@@ -226,6 +226,22 @@ HOSTILE_REQUESTS = [
     ("b64 text", "POST", V1, AUTH + JSON, v1_body([{"b64": base64.b64encode(
         "déjà vu".encode()).decode()}]), 200, None),
     ("b64 not base64", "POST", V1, AUTH + JSON, v1_body([{"b64": "%%%"}]), 400, "base64"),
+    ("b64 not ascii", "POST", V1, AUTH + JSON, v1_body([{"b64": "\u00e9t\u00e9"}]), 400,
+     "base64"),
+    ("a signature nested 1,000 deep", "POST", V1, AUTH + JSON,
+     b'{"instances": ["x"], "signature_name": ' + b"[" * 1000 + b"]" * 1000 + b"}", 400,
+     "signature_name a list"),
+    ("a shape nested 1,000 deep", "POST", V2, AUTH + JSON, b'{"inputs": [{"name": "text", '
+     b'"datatype": "BYTES", "data": ["x"], "shape": ' + b"[" * 1000 + b"]" * 1000 + b"}]}",
+     400, "shape must be a list of sizes, got a list"),
+    ("an unparsable host on a refused body", "POST", V1, AUTH + JSON, b"not json", 400,
+     "not JSON", b"["),
+    ("an unparsable host on an unknown path", "GET", "/nope", AUTH, b"", 404, "no such path",
+     b"["),
+    ("a content-length of 5,000 digits", "POST", V1, AUTH + JSON + (
+        (b"content-length", b"0" * 4999 + b"1"),), b"x", 400, None),
+    ("a content-length past 64 bits", "POST", V1, AUTH + JSON + (
+        (b"content-length", b"9" * 5000), (b"expect", b"100-continue")), b"", 400, None),
     ("b64 not utf-8", "POST", V1, AUTH + JSON, v1_body([{"b64": base64.b64encode(
         b"\xff\xfe").decode()}]), 400, "UTF-8"),
     ("too many instances", "POST", V1, AUTH + JSON, v1_body(["x"] * (LIMITS.max_instances + 1)),
