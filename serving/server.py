@@ -116,15 +116,7 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
         text_request = parse(protocol.read_json(await request.body()), loaded.text_inputs,
                              limits)
         outcome["rows"] = text_request.rows
-        try:
-            results, answered_by = await model.predict_texts(text_request.rows, version)
-        except (RequestError, ModelNotReady):
-            raise
-        except Exception:  # pylint: disable=broad-except
-            # Confined to this request by the batcher; the others in its batch were answered.
-            logger.exception("the model failed on a request of %d text(s)",
-                             len(text_request.rows))
-            return _error(500, "the model failed on this request (the server log has the error)")
+        results, answered_by = await model.predict_texts(text_request.rows, version)
         outcome.update(results=results, version=answered_by)
         return Response(answer(text_request, results, answered_by),
                         media_type="application/json",
@@ -155,10 +147,12 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
                            if isinstance(error, kind))
             response = await handler(request, error)
         except Exception:  # pylint: disable=broad-except
-            # A bug on some input: still one answer, one audit record and one metric.
-            logger.exception("a prediction request failed unexpectedly")
-            response = _error(500, "the server failed on this request (the server log has "
-                                   "the error)")
+            # The model failed on this request's texts (the batcher confined it: the others in
+            # its batch were answered), or a bug: still one answer, one record, one metric.
+            logger.exception("a prediction request of %s text(s) failed",
+                             len(outcome.get("rows", ())) or "?")
+            response = _error(500, "the model failed on this request (the server log has the "
+                                   "error)")
         if not await recorded(request, request_id, protocol_name, response.status_code,
                               started, outcome) and response.status_code == 200:
             reason = audit.problem or "its record was lost"
