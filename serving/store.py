@@ -438,7 +438,7 @@ def _process_alive(pid_text: str) -> bool:
         return False
     try:
         os.kill(int(pid_text), 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: no pid is that large
         return False
     except PermissionError:
         return True

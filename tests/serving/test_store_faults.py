@@ -162,3 +162,16 @@ def test_a_version_folder_that_is_a_file_is_refused_alone(tmp_path, model_dir):
     newest, oldest = store.serving_candidates()
     assert newest.number == first + 1 and "is a file" in newest.problem
     assert oldest.number == first and not oldest.problem
+
+
+def test_leftovers_named_with_impossible_pids_are_cleaned_not_fatal(tmp_path, model_dir):
+    store, (first,) = _store(tmp_path, model_dir, count=1)
+    os.makedirs(os.path.join(store.model_dir, ".staging-5-99999999999999999999"))
+    with open(os.path.join(store.model_dir, f"history.jsonl.tmp-{'9' * 30}"), "w",
+              encoding="utf-8"):
+        pass
+
+    second = store.publish(str(model_dir), {}).number
+
+    assert sorted(name for name in os.listdir(store.model_dir) if "99999" in name) == []
+    assert [version.number for version in store.serving_candidates()] == [second, first]
