@@ -2,7 +2,8 @@
 
 `run` runs the pipeline on this machine; `retrain` runs it only for a new data span; `compile`,
 `submit` and `schedule` compile it for Kubeflow Pipelines and operate runs there; `serve` serves
-the pushed models and `models` lists, rolls back and signs them; `report` renders a run's HTML
+the pushed models, `rollout` steers a canary or shadow release, `models` lists, rolls back and
+signs them, `audit verify` checks the prediction audit log; `report` renders a run's HTML
 report and `schema export` starts a reviewed schema.
 """
 
@@ -21,6 +22,7 @@ from pipeline.config import ConfigError, PipelineConfig
 from pipeline.notifications import notify
 from pipeline.preflight import PREFLIGHT_ERRORS, RunInputs, preflight
 from serving import commands as serving_commands
+from serving import rollout_commands
 
 # Exit codes besides 0 (pushed) and 1 (the run failed; traceback in the log).
 EXIT_BAD_INPUT = 2  # bad configuration or input data: nothing ran
@@ -46,6 +48,7 @@ _FLAG_TO_KEY = {
     "orchestrator": "orchestrator",
     "host": "serving.host",
     "port": "serving.port",
+    "rollout": "serving.rollout.mode",
 }
 # On Kubeflow the data lives in the cluster's storage: --data-path sets that instead.
 _KUBEFLOW_COMMANDS = ("compile", "submit", "schedule")
@@ -119,6 +122,24 @@ def _parser() -> argparse.ArgumentParser:
                                 help="serve the newest good version over HTTP (KServe V1 and V2)")
     serve.add_argument("--host", help="interface to listen on (serving.host)")
     serve.add_argument("--port", help="port (serving.port)")
+    serve.add_argument("--rollout", choices=("immediate", "canary", "shadow"),
+                       help="how a newer version reaches traffic (serving.rollout.mode; the "
+                            "steps and thresholds are serving.rollout.*)")
+    rollout = commands.add_parser("rollout", help="the canary or shadow rollout in the store")
+    rollout_actions = rollout.add_subparsers(dest="action", required=True)
+    rollout_status = rollout_actions.add_parser(
+        "status", parents=[options, cluster_store],
+        help="the two versions, the step, who decides and the last decision")
+    rollout_status.add_argument("--server", metavar="URL",
+                                help="also show this server's step window (admin token from "
+                                     "TEXTCLF_SERVING_TOKEN)")
+    for action, text in (("promote", "make the candidate the stable version now"),
+                         ("pause", "hold the candidate's share; no automatic decisions"),
+                         ("resume", "go on deciding, from a new step window"),
+                         ("abort", "reject the candidate; the stable version takes all traffic")):
+        command = rollout_actions.add_parser(action, parents=[options, cluster_store], help=text)
+        command.add_argument("--reason", default="no reason given", help="kept in the state and "
+                                                                          "the history")
     models = commands.add_parser("models", help="the versioned serving store")
     model_actions = models.add_subparsers(dest="action", required=True)
     listing = model_actions.add_parser("list", parents=[options, cluster_store],
@@ -420,7 +441,8 @@ def _export_schema(config: PipelineConfig, args: argparse.Namespace) -> int:
 
 
 def _serving_command(config: PipelineConfig, args: argparse.Namespace) -> int:
-    """serve and models, on the local store or (--kubeflow) the one a cluster's runs push to."""
+    """serve, models and rollout, on the local store or (--kubeflow) the one a cluster's runs
+    push to."""
     try:
         store_root = config.cluster_serving_dir if args.kubeflow else config.serving_dir
     except ConfigError as error:
@@ -428,6 +450,8 @@ def _serving_command(config: PipelineConfig, args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if args.command == "serve":
         return serving_commands.serve(config, store_root)
+    if args.command == "rollout":
+        return rollout_commands.run(config, store_root, args)
     return serving_commands.models(config, store_root, args)
 
 
@@ -444,7 +468,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.command in ("serve", "models"):
+    if args.command in ("serve", "models", "rollout"):
         return _serving_command(config, args)
     if args.command == "audit":
         return serving_commands.audit_verify(args.log or config.serving.audit.path)

@@ -34,7 +34,7 @@ CSV_FIELD_LIMIT = 131_072
 # Plane (an emoji) escaped as a surrogate pair: \ud83d\ude00.
 _JSON_BYTES_PER_CHAR = 12
 # What `notifications.events` may list.
-NOTIFICATION_EVENTS = ("success", "failure", "not_blessed", "rollback")
+NOTIFICATION_EVENTS = ("success", "failure", "not_blessed", "rollback", "promoted")
 # Pipeline roots a Kubeflow run can write to: object stores, or a path on a volume every step mounts.
 REMOTE_ROOT_SCHEMES = ("gs://", "s3://", "minio://")
 
@@ -209,9 +209,10 @@ class NotificationsConfig:
     webhook_url: str = ""
     timeout_seconds: float = 5.0
     # Which events are sent: success (a model was pushed), failure (the run or its input check
-    # failed, a data gate included), not_blessed (the Evaluator refused the model), rollback.
+    # failed, a data gate included), not_blessed (the Evaluator refused the model), rollback
+    # (by hand or by a rollout), promoted (a rollout's candidate took all traffic).
     events: list[str] = dataclasses.field(
-        default_factory=lambda: ["success", "failure", "not_blessed", "rollback"])
+        default_factory=lambda: ["success", "failure", "not_blessed", "rollback", "promoted"])
 
 
 # JWT signature algorithms the server accepts: asymmetric ones (a public key or JWKS file) or
@@ -308,6 +309,73 @@ class AuditConfig:
         return [message for passed, message in checks if not passed]
 
 
+ROLLOUT_MODES = ("immediate", "canary", "shadow")
+
+
+@dataclasses.dataclass
+class RolloutConfig:
+    """How a newer version reaches live traffic: at once, or a step at a time while watched.
+
+    Each step's window compares the candidate with the stable version; crossing any threshold
+    rolls the candidate back (through the store's rollback) as soon as the window holds
+    `step_requests`; a step passes when it has lasted `step_seconds` and held them.
+    """
+
+    # immediate: a newer good version takes all traffic once loaded (TF Serving's way);
+    # canary: it answers a growing share of requests; shadow: it is sent copies of a growing
+    # share, and its answers are compared with the stable version's, never returned.
+    mode: str = "immediate"
+    # The candidate's share of requests (percent) at each step, rising; the last is 100, which
+    # makes the candidate the stable version.
+    steps: list[float] = dataclasses.field(default_factory=lambda: [1.0, 5.0, 25.0, 50.0, 100.0])
+    step_seconds: float = 300.0
+    # Requests the candidate answered (canary) or was sent (shadow) in the step's window: fewer
+    # and the step waits. The label figures' sampling noise shrinks with it.
+    step_requests: int = 200
+    # Failed requests (5xx, a model failure) on the candidate minus on the stable version, as
+    # shares of each one's requests.
+    max_error_rate_increase: float = 0.01
+    # The candidate's p99 latency over the stable version's; a ratio above it rolls back only
+    # when the p99 also grew by more than `min_p99_increase_ms` (milliseconds of noise are not
+    # a slower model).
+    max_p99_ratio: float = 1.5
+    min_p99_increase_ms: float = 20.0
+    # canary: largest difference between the two versions' predicted-label shares (L-infinity);
+    # shadow: share of copied requests whose label differs from the stable version's.
+    max_label_shift: float = 0.15
+    max_disagreement: float = 0.05
+    # Several servers over one store: one (the holder of this lease, renewed at every poll)
+    # decides; the others follow the state it writes. Must exceed serving.poll_seconds.
+    leader_lease_seconds: float = 10.0
+
+    def problems(self, poll_seconds: float) -> list[str]:
+        """What stops `serve` before it binds, each naming the option."""
+        steps = self.steps
+        checks = [
+            (self.mode in ROLLOUT_MODES,
+             f"serving.rollout.mode must be one of {', '.join(ROLLOUT_MODES)}, got {self.mode!r}"),
+            (bool(steps) and all(0 < step <= 100 for step in steps),
+             f"serving.rollout.steps must be percentages in (0, 100], got {steps}"),
+            (all(later > earlier for earlier, later in zip(steps, steps[1:])),
+             f"serving.rollout.steps must rise step by step, got {steps}"),
+            (bool(steps) and steps[-1] == 100,
+             f"serving.rollout.steps must end at 100 (the candidate takes all traffic), got "
+             f"{steps}"),
+            (self.step_seconds >= 0, "serving.rollout.step_seconds must be >= 0"),
+            (self.step_requests >= 1, "serving.rollout.step_requests must be >= 1"),
+            (self.max_error_rate_increase >= 0,
+             "serving.rollout.max_error_rate_increase must be >= 0"),
+            (self.max_p99_ratio >= 1, "serving.rollout.max_p99_ratio must be >= 1"),
+            (self.min_p99_increase_ms >= 0, "serving.rollout.min_p99_increase_ms must be >= 0"),
+            (0 <= self.max_label_shift <= 1, "serving.rollout.max_label_shift must be in [0, 1]"),
+            (0 <= self.max_disagreement <= 1,
+             "serving.rollout.max_disagreement must be in [0, 1]"),
+            (self.leader_lease_seconds > 2 * poll_seconds,
+             "serving.rollout.leader_lease_seconds must exceed twice serving.poll_seconds"),
+        ]
+        return [message for passed, message in checks if not passed]
+
+
 @dataclasses.dataclass
 class ServingConfig:
     """The versioned model store the Pusher writes and `textclf serve` reads.
@@ -345,6 +413,7 @@ class ServingConfig:
     verify_key_file: str = ""
     jwt: JwtConfig = dataclasses.field(default_factory=JwtConfig)
     audit: AuditConfig = dataclasses.field(default_factory=AuditConfig)
+    rollout: RolloutConfig = dataclasses.field(default_factory=RolloutConfig)
     # PEM certificate (chain) and private key: when set, the server speaks HTTPS only.
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -559,6 +628,8 @@ class PipelineConfig:
              "serving.tls_cert_file and serving.tls_key_file must be set together"),
             *[(False, problem) for problem in self.serving.jwt.problems()],
             *[(False, problem) for problem in self.serving.audit.problems()],
+            *[(False, problem)
+              for problem in self.serving.rollout.problems(self.serving.poll_seconds)],
             (1 <= self.data.max_text_chars <= CSV_FIELD_LIMIT,
              f"data.max_text_chars must be in [1, {CSV_FIELD_LIMIT}], the longest field "
              "ExampleGen's CSV decoder reads"),
@@ -605,7 +676,10 @@ def _coerce(field_type: Any, value: Any, key: str) -> Any:
     if typing.get_origin(field_type) is list:
         if not isinstance(value, list):
             raise ConfigError(f"{key} must be a list")
-        return [str(item) for item in value]
+        item_type = typing.get_args(field_type)[0]
+        if item_type is str:
+            return [str(item) for item in value]
+        return [_coerce(item_type, item, key) for item in value]
     if field_type is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, field_type) or (field_type is int and isinstance(value, bool)):
@@ -616,7 +690,9 @@ def _coerce(field_type: Any, value: Any, key: str) -> Any:
 def _parse(field_type: Any, raw_value: str, key: str) -> Any:
     """Parses a command-line string into the field's type (lists are comma-separated)."""
     if typing.get_origin(field_type) is list:
-        return [item.strip() for item in raw_value.split(",") if item.strip()]
+        items = [item.strip() for item in raw_value.split(",") if item.strip()]
+        item_type = typing.get_args(field_type)[0]
+        return items if item_type is str else [_parse(item_type, item, key) for item in items]
     if field_type is bool:
         if raw_value.lower() not in ("true", "false", "1", "0", "yes", "no"):
             raise ConfigError(f"{key} must be true or false, got {raw_value!r}")

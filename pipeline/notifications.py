@@ -23,7 +23,7 @@ WEBHOOK_ENV = "TEXTCLF_WEBHOOK_URL"
 _ATTEMPTS = 3
 # Slack's attachment colours.
 _COLORS = {"success": "good", "failure": "danger", "not_blessed": "warning",
-           "rollback": "warning"}
+           "rollback": "warning", "promoted": "good"}
 
 logger = logging.getLogger("textclf.notifications")
 

@@ -25,7 +25,7 @@ TOKEN_ENV = "TEXTCLF_SERVING_TOKEN"
 # The HMAC secret, for HS256 (never in a config file).
 JWT_SECRET_ENV = "TEXTCLF_JWT_SECRET"
 # Paths for the operator, not for prediction clients: they need the admin scope.
-ADMIN_PATHS = ("/metrics",)
+ADMIN_PATHS = ("/metrics", "/rollout")
 _MAX_TOKEN_BYTES = 16 << 10
 
 

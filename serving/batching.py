@@ -46,6 +46,9 @@ class MicroBatcher:
         self._queue: Optional[asyncio.Queue] = None
         self._worker: Optional[asyncio.Task] = None
         self._running: set[asyncio.Task] = set()
+        # Requests submitted and not yet answered; `close` waits for them.
+        self._pending = 0
+        self._closed = False
 
     @property
     def queue_depth(self) -> int:
@@ -55,14 +58,29 @@ class MicroBatcher:
     async def submit(self, items: Sequence[Any]) -> tuple[list[Any], Any]:
         """The results for `items` and the call's tag, once the batch holding them has run."""
         loop = asyncio.get_running_loop()
-        if self.max_batch_size <= 1:
+        if self.max_batch_size <= 1 or self._closed:
+            # Closed: a request that chose this version just before it was retired is still
+            # answered, alone.
             return await loop.run_in_executor(None, self._call, items)
         if self._worker is None:
             self._queue = asyncio.Queue()
             self._worker = loop.create_task(self._batch_loop())
         request = _Request(items, loop.create_future())
         self._queue.put_nowait(request)
-        return await request.answer
+        self._pending += 1
+        try:
+            return await request.answer
+        finally:
+            self._pending -= 1
+
+    async def close(self) -> None:
+        """Stops the worker once every request submitted so far is answered (a version taken
+        out of service finishes what it was given, then frees its model)."""
+        self._closed = True
+        while self._pending:
+            await asyncio.sleep(0.01)
+        if self._worker is not None:
+            self._worker.cancel()
 
     async def _batch_loop(self) -> None:
         free_slots = asyncio.Semaphore(self.max_concurrent_batches)

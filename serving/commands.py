@@ -28,7 +28,9 @@ def serve(config: PipelineConfig, store_root: str) -> int:
         tls_options = uvicorn_tls_options(config.serving)
         from serving import server
 
-        server.serve(store_root, config.model_name, config.serving, authenticator, tls_options)
+        server.serve(store_root, config.model_name, config.serving, authenticator, tls_options,
+                     lambda event, summary, details: notify(config.notifications, event, summary,
+                                                            details))
     except (KeyFileError, AuthConfigError, TlsConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -45,7 +47,7 @@ def models(config: PipelineConfig, store_root: str, args: argparse.Namespace) ->
     try:
         verify_key = load_verify_key(config.serving.verify_key_file)
         if args.action == "list":
-            return _list(store, config.model_name, verify_key, args.server)
+            return _list(store, config, verify_key, args.server)
         target = store.rollback(args.to, reason=args.reason, verify_key=verify_key)
     except (StoreError, KeyFileError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -92,8 +94,9 @@ def keygen(private_key: str, public_key: str) -> int:
     return 0
 
 
-def _list(store, model_name: str, verify_key, server_url: Optional[str]) -> int:
-    """Every version, newest first: the store's view, and with `server_url` the server's own."""
+def _list(store, config: PipelineConfig, verify_key, server_url: Optional[str]) -> int:
+    """Every version, newest first: the store's view, its rollout stage and traffic share, and
+    with `server_url` the server's own."""
     # pylint: disable=import-outside-toplevel
     from serving.store import VersionRefused, verify_version
     from serving.status import ServerStatusError, served_versions
@@ -105,11 +108,11 @@ def _list(store, model_name: str, verify_key, server_url: Optional[str]) -> int:
     server_states: dict[int, tuple[str, str]] = {}
     if server_url:
         try:
-            server_states = served_versions(server_url, model_name)
+            server_states = served_versions(server_url, config.model_name)
         except ServerStatusError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    print("version\tstate\tsigned\tpublished_at\tdata_span\taccuracy\tnote")
+    rows = []
     for version in reversed(versions):
         if version.rejected:
             state, note = "rejected", ""
@@ -123,14 +126,40 @@ def _list(store, model_name: str, verify_key, server_url: Optional[str]) -> int:
                 state, note = "refused", str(error)
         if version.number in server_states:
             state, note = server_states[version.number]
+        rows.append((version, state, note))
+    stages = _stages(store, config, [version.number for version, state, _ in rows
+                                     if state in ("verified", "serving")])
+    print("version\tstate\tstage\tsigned\tpublished_at\tdata_span\taccuracy\tnote")
+    for version, state, note in rows:
         manifest = version.manifest
-        print(f"{version.number}\t{state}\t{'yes' if version.signed else 'no'}\t"
+        print(f"{version.number}\t{state}\t{stages.get(version.number, '-')}\t"
+              f"{'yes' if version.signed else 'no'}\t"
               f"{_field(manifest.get('published_at'))}\t{_field(manifest.get('data_span'))}\t"
               f"{_accuracy(manifest.get('metrics'))}\t{note}")
     if not server_url:
         print("verified: its files and signature check out; only a server knows whether it "
               "loads and which version it serves: add --server URL", file=sys.stderr)
     return 0
+
+
+def _stages(store, config: PipelineConfig, good: list[int]) -> dict[int, str]:
+    """Each version's stage and share of requests, from the rollout state (without one, the
+    newest good version takes all traffic)."""
+    from serving import rollout  # pylint: disable=import-outside-toplevel
+
+    state, problem = rollout.read_state(store.model_dir)
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
+    if state is None or config.serving.rollout.mode == "immediate":
+        return {good[0]: "stable 100%"} if good else {}
+    share = state.share(config.serving.rollout.steps)
+    mode = config.serving.rollout.mode
+    stages = {state.stable: f"stable {100 - share:g}%" if mode == "canary" else "stable 100%"}
+    if state.candidate is not None:
+        stages[state.candidate] = (f"canary {share:g}%" if mode == "canary"
+                                   else f"shadow {share:g}% copied") + \
+            (" (paused)" if state.paused else "")
+    return stages
 
 
 def _field(value: Any) -> str:

@@ -46,22 +46,38 @@ class ServerMetrics:
             "textclf_loaded_versions", "Model versions loaded and answering.", ["model"],
             registry=self.registry)
         self.served_version = Gauge(
-            "textclf_served_version", "The version number answering requests (0: none).",
+            "textclf_served_version", "The stable version's number (0: none).",
             ["model"], registry=self.registry)
         self.refused_versions = Counter(
             "textclf_refused_versions", "Versions the server refused to serve.", ["model"],
             registry=self.registry)
+        self.rollout_step = Gauge(
+            "textclf_rollout_step", "The running rollout's step, from 1 (0: no rollout).",
+            ["model"], registry=self.registry)
+        self.rollout_share = Gauge(
+            "textclf_rollout_candidate_share_percent",
+            "The share of requests the rollout's candidate answers (canary) or is sent (shadow).",
+            ["model"], registry=self.registry)
+        self.automatic_rollbacks = Counter(
+            "textclf_automatic_rollbacks", "Candidates a rollout rolled back by itself.",
+            ["model"], registry=self.registry)
+        self.promotions = Counter(
+            "textclf_rollout_promotions", "Candidates a rollout made the stable version.",
+            ["model"], registry=self.registry)
         self.audit_lost_records = Gauge(
             "textclf_audit_lost_records", "Audit records that could not be written.",
             registry=self.registry)
 
-    def watch(self, model_name: str, served_version: Callable[[], int],
-              queue_depth: Callable[[], int], audit_lost: Callable[[], int]) -> None:
+    def watch(self, model_name: str, *, served_version: Callable[[], int],
+              loaded_versions: Callable[[], int], queue_depth: Callable[[], int],
+              rollout_step: Callable[[], int], rollout_share: Callable[[], float],
+              audit_lost: Callable[[], int]) -> None:
         """Gauges read at scrape time from the objects that hold the values."""
         self.served_version.labels(model_name).set_function(served_version)
-        self.loaded_versions.labels(model_name).set_function(
-            lambda: 1 if served_version() else 0)
+        self.loaded_versions.labels(model_name).set_function(loaded_versions)
         self.queue_depth.set_function(queue_depth)
+        self.rollout_step.labels(model_name).set_function(rollout_step)
+        self.rollout_share.labels(model_name).set_function(rollout_share)
         self.audit_lost_records.set_function(audit_lost)
 
     async def handler(self, request: Request) -> Response:

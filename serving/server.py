@@ -43,7 +43,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pipeline.config import ServingConfig
-from serving import protocol, signing
+from serving import protocol, rollout, signing
 from serving.audit import AuditLog, request_record
 from serving.auth import Authenticator
 from serving.edge import Edge
@@ -100,8 +100,14 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
             raise ModelNotFound(request.path_params["model_name"])
 
     audit = AuditLog(settings.audit) if settings.audit.path else None
-    metrics.watch(model.name, lambda: model.loaded.number if model.loaded else 0,
-                  lambda: model.queue_depth, lambda: audit.lost_records if audit else 0)
+    metrics.watch(
+        model.name, served_version=lambda: model.stable.number if model.stable else 0,
+        loaded_versions=lambda: sum(loaded is not None
+                                    for loaded in (model.stable, model.candidate)),
+        queue_depth=lambda: model.queue_depth,
+        rollout_step=lambda: model.rollout.step + 1 if model.candidate_share else 0,
+        rollout_share=lambda: model.candidate_share,
+        audit_lost=lambda: audit.lost_records if audit else 0)
 
     async def answer_prediction(request: Request, parse: Callable, answer: Callable,
                                 outcome: dict[str, Any]) -> Response:
@@ -116,11 +122,16 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
         text_request = parse(protocol.read_json(await request.body()), loaded.text_inputs,
                              limits)
         outcome["rows"] = text_request.rows
-        results, answered_by = await model.predict_texts(text_request.rows, version)
-        outcome.update(results=results, version=answered_by)
-        return Response(answer(text_request, results, answered_by),
+        route = model.route(rollout.request_key(outcome["client_request_id"], text_request.rows),
+                            version)
+        outcome.update(route=route, version=route.version.number)
+        results = await route.version.predict(text_request.rows)
+        outcome["results"] = results
+        if route.shadow is not None:
+            model.shadow(route, text_request.rows, results, outcome["protocol"])
+        return Response(answer(text_request, results, route.version.number),
                         media_type="application/json",
-                        headers={VERSION_HEADER: str(answered_by)})
+                        headers={VERSION_HEADER: str(route.version.number)})
 
     async def recorded(request: Request, request_id: str, protocol_name: str, status: int,
                        started: float, outcome: dict[str, Any]) -> bool:
@@ -130,7 +141,7 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
         client = f"{request.client.host}:{request.client.port}" if request.client else ""
         written = audit.record(request_record(
             request_id, request.scope.get("state", {}).get("caller", "anonymous"), client,
-            model.name, outcome.get("version"), "stable", protocol_name, status,
+            model.name, outcome.get("version"), _route_name(outcome), protocol_name, status,
             time.perf_counter() - started, outcome.get("rows"), outcome.get("results"),
             settings.audit.include_text))
         return settings.audit.on_failure == "fail_open" or await asyncio.wrap_future(written)
@@ -138,8 +149,10 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
     async def predict(request: Request, parse: Callable, answer: Callable,
                       protocol_name: str) -> Response:
         started = time.perf_counter()
-        request_id = _request_id(request.headers.get(REQUEST_ID_HEADER))
-        outcome: dict[str, Any] = {}
+        presented = request.headers.get(REQUEST_ID_HEADER)
+        request_id = _request_id(presented)
+        outcome: dict[str, Any] = {"protocol": protocol_name, "client_request_id":
+                                   request_id if request_id == presented else None}
         try:
             response = await answer_prediction(request, parse, answer, outcome)
         except tuple(_ERROR_HANDLERS) as error:
@@ -160,10 +173,16 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
                                    "it is not answered (serving.audit.on_failure=fail_closed): "
                                    "retry")
         response.headers[REQUEST_ID_HEADER] = request_id
+        if "version" in outcome:  # a failure too says which version it met
+            response.headers[VERSION_HEADER] = str(outcome["version"])
         version = str(outcome.get("version", "none"))
-        metrics.requests.labels(model.name, version, "stable", protocol_name,
+        latency = time.perf_counter() - started
+        metrics.requests.labels(model.name, version, _route_name(outcome), protocol_name,
                                 str(response.status_code)).inc()
-        metrics.latency.labels(model.name, version).observe(time.perf_counter() - started)
+        metrics.latency.labels(model.name, version).observe(latency)
+        if "route" in outcome:
+            model.observe(outcome["route"], response.status_code, latency,
+                          outcome.get("results"))
         return response
 
     async def v1_predict(request: Request) -> Response:
@@ -187,6 +206,9 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
         ready = any(entry["state"] == "AVAILABLE" for entry in status)
         return _json({"name": model.name, "ready": ready, "model_version_status": status},
                      200 if ready else 503)
+
+    async def rollout_status(_: Request) -> Response:
+        return _json(model.rollout_status())
 
     async def live(_: Request) -> Response:
         return _json(await dataplane.live())
@@ -223,6 +245,7 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
     routes = [
         Route("/", live, methods=["GET"]),
         Route("/metrics", metrics.handler, methods=["GET"]),
+        Route("/rollout", rollout_status, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route(f"/v1/models{model_path}:predict", v1_predict, methods=["POST"]),
         Route(f"/v1/models{model_path}{version_path}:predict", v1_predict, methods=["POST"]),
@@ -252,6 +275,13 @@ def build_app(model: TextClassifier, authenticator: Authenticator) -> Edge:
                     exception_handlers={HTTPException: _http_error, **_ERROR_HANDLERS})
     return Edge(app, authenticator, limits.max_body_bytes,
                 lambda status: metrics.refused_requests.labels(str(status)).inc())
+
+
+def _route_name(outcome: dict[str, Any]) -> str:
+    """stable or canary: which of the versions a rollout serves answered (stable when the
+    request failed before one was chosen)."""
+    route = outcome.get("route")
+    return route.route if route is not None else rollout.STABLE
 
 
 def _request_id(presented: Optional[str]) -> str:
@@ -307,23 +337,29 @@ _ERROR_HANDLERS: dict[type, Callable] = {RequestError: _request_error,
 
 
 def serve(store_root: str, model_name: str, settings: ServingConfig,
-          authenticator: Authenticator, tls_options: dict[str, Any]) -> None:
-    """Loads the newest good version (if any) and serves until SIGINT/SIGTERM."""
+          authenticator: Authenticator, tls_options: dict[str, Any],
+          notify: Callable[[str, str, dict], Any] = lambda *_: None) -> None:
+    """Loads the newest good version (if any) and serves until SIGINT/SIGTERM.
+
+    `notify(event, summary, details)` is told of a rollout's automatic rollbacks and
+    promotions."""
     verify_key = signing.load_verify_key(settings.verify_key_file)
     model = TextClassifier(model_name, ModelStore(store_root, model_name), settings,
-                           ServerMetrics(), verify_key)
+                           ServerMetrics(), verify_key, notify)
     model.load()
     auth = "off"
     if authenticator.enabled:
         auth = f"JWT from {settings.jwt.issuer}" if settings.jwt.issuer else "static token"
     logger.info("serving %s from %s on %s://%s:%d (batching %s, auth %s, signatures %s, "
-                "body limit %d bytes)",
+                "body limit %d bytes, rollout %s)",
                 model_name, model.store.model_dir, "https" if tls_options else "http",
                 settings.host, settings.port,
                 f"up to {settings.max_batch_size} texts / {settings.max_batch_wait_ms} ms, "
                 f"{settings.max_concurrent_batches} at once"
                 if settings.max_batch_size > 1 else "off",
-                auth, "required" if verify_key else "not required", settings.body_limit_bytes())
+                auth, "required" if verify_key else "not required", settings.body_limit_bytes(),
+                settings.rollout.mode if settings.rollout.mode == "immediate" else
+                f"{settings.rollout.mode} over steps {settings.rollout.steps} %")
     # httptools, not h11: the edge's 413 behaviour is tested with it. No WebSocket.
     uvicorn.run(build_app(model, authenticator), host=settings.host, port=settings.port,
                 http="httptools", ws="none", lifespan="on", log_level="info", access_log=False,

@@ -1,4 +1,4 @@
-"""What a running server says it serves: `textclf models list --server URL`.
+"""What a running server says: `textclf models list --server URL`, `rollout status --server`.
 
 Only the server knows whether a version that checks out in the store also loads and answers
 (a truncated `saved_model.pb` can be signed); it says so in TF Serving's model status,
@@ -24,9 +24,28 @@ class ServerStatusError(RuntimeError):
 
 
 def served_versions(server_url: str, model_name: str) -> dict[int, tuple[str, str]]:
-    """{version: (state, note)}: `serving` for the version it answers with, `refused` and the
+    """{version: (state, note)}: `serving` for the versions it answers with, `refused` and the
     server's reason for each it refused (versions it never looked at are absent)."""
     url = f"{server_url.rstrip('/')}/v1/models/{urllib.parse.quote(model_name, safe='')}"
+    # 503: nothing loaded, and the body still lists the refusals.
+    answer = _get_json(url, accept_status=(503,))
+    try:
+        return {int(entry["version"]): _state(entry) for entry in answer["model_version_status"]}
+    except (KeyError, TypeError, ValueError) as error:
+        raise ServerStatusError(f"{url} did not answer a model status ({error}): is it a "
+                                "textclf server?") from error
+
+
+def rollout_window(server_url: str) -> dict:
+    """What a server says of the rollout it follows: `GET /rollout` (the admin scope)."""
+    answer = _get_json(f"{server_url.rstrip('/')}/rollout")
+    if not isinstance(answer, dict) or "window" not in answer:
+        raise ServerStatusError(f"{server_url} did not answer a rollout status: is it a "
+                                "textclf server?")
+    return answer
+
+
+def _get_json(url: str, accept_status: tuple[int, ...] = ()) -> object:
     token = os.environ.get(TOKEN_ENV)
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}
                                      if token else {})
@@ -34,18 +53,17 @@ def served_versions(server_url: str, model_name: str) -> dict[int, tuple[str, st
         with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as response:
             content = response.read(_MAX_ANSWER_BYTES)
     except urllib.error.HTTPError as error:
-        if error.code != 503:  # 503: nothing loaded, and the body still lists the refusals
-            hint = f": set {TOKEN_ENV}" if error.code == 401 else ""
+        if error.code not in accept_status:
+            hint = f": set {TOKEN_ENV}" if error.code in (401, 403) else ""
             raise ServerStatusError(f"{url} answered HTTP {error.code}{hint}") from error
         content = error.read(_MAX_ANSWER_BYTES)
     except (urllib.error.URLError, OSError) as error:
         raise ServerStatusError(f"cannot reach the server at {url}: {error}") from error
     try:
-        entries = json.loads(content)["model_version_status"]
-        return {int(entry["version"]): _state(entry) for entry in entries}
-    except (ValueError, KeyError, TypeError) as error:
-        raise ServerStatusError(f"{url} did not answer a model status ({error}): is it a "
-                                "textclf server?") from error
+        return json.loads(content)
+    except ValueError as error:
+        raise ServerStatusError(f"{url} did not answer JSON ({error}): is it a textclf "
+                                "server?") from error
 
 
 def _state(entry: dict) -> tuple[str, str]:

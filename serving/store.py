@@ -6,6 +6,7 @@ Layout, TF Serving compatible (servers load only the numeric folders):
   <root>/<model>/.staging-<version>-<pid>/ a push in progress, invisible to servers
   <root>/<model>/history.jsonl             one line per publish, rejection, restore and delete
   <root>/<model>/operation.json            a change committed but not yet applied (see below)
+  <root>/<model>/rollout.json              a canary or shadow rollout's state (serving/rollout.py)
 
 Every change is all-or-nothing. A publish is written aside first. Then each change (the rename
 that publishes, the renames of a rollback, the deletes of retention) is committed by writing
@@ -207,6 +208,12 @@ class ModelStore:
             self._commit(renames=renames, history=history)
         return dataclasses.replace(target, rejected=False,
                                    path=filesystem.join(self.model_dir, str(target.number)))
+
+    def note(self, event: dict[str, Any]) -> None:
+        """Records an event that moves no folder (a rollout's promotion) in the history."""
+        with filesystem.exclusive_lock(self.model_dir):
+            self._finish_pending_operation()
+            self._commit(history=[event])
 
     def history(self) -> list[dict[str, Any]]:
         """Every recorded event, oldest first; a line that is not a JSON object (a write cut

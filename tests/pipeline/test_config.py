@@ -61,6 +61,16 @@ def test_tab_is_typeable_on_the_command_line():
     ("training.gradient_accumulation_steps=5", "must be >= 1 and divide training.batch_size"),
     ("training.keep_checkpoints=0", "training.keep_checkpoints must be >= 1"),
     ("training.worker_base_port=70000", "worker_base_port must be a port number"),
+    ("serving.rollout.steps=5,1,100", "serving.rollout.steps must rise step by step"),
+    ("serving.rollout.steps=50,150", "serving.rollout.steps must be percentages in"),
+    ("serving.rollout.steps=5,50", "serving.rollout.steps must end at 100"),
+    ("serving.rollout.steps=five", "serving.rollout.steps must be of type float"),
+    ("serving.rollout.max_error_rate_increase=-0.1",
+     "serving.rollout.max_error_rate_increase must be >= 0"),
+    ("serving.rollout.max_p99_ratio=0.5", "serving.rollout.max_p99_ratio must be >= 1"),
+    ("serving.rollout.mode=bluegreen", "serving.rollout.mode must be one of immediate, canary, "
+                                       "shadow, got 'bluegreen'"),
+    ("serving.rollout.leader_lease_seconds=1", "must exceed twice serving.poll_seconds"),
 ])
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):

@@ -17,7 +17,7 @@ from serving.store import ModelStore
 from tests.conftest import DEFAULT_DATA, analyze_and_transform
 
 
-def _rows(count: int) -> list[dict]:
+def default_rows(count: int) -> list[dict]:
     with DEFAULT_DATA.open(encoding="utf-8", newline="") as handle:
         return [{"text": row["text"], "label": row["label"]}
                 for _, row in zip(range(count), csv.DictReader(handle))]
@@ -26,6 +26,11 @@ def _rows(count: int) -> list[dict]:
 @pytest.fixture(scope="session")
 def exported_models(tmp_path_factory) -> list[pathlib.Path]:
     """Two SavedModel folders written by `modules.export.export_serving_model`."""
+    return export_models(tmp_path_factory.mktemp("serving_models"))
+
+
+def export_models(tmp_path: pathlib.Path) -> list[pathlib.Path]:
+    """Two tiny BERTs (seeds 1 and 2) over one transform graph, exported under `tmp_path`."""
     # pylint: disable=import-outside-toplevel
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -36,11 +41,10 @@ def exported_models(tmp_path_factory) -> list[pathlib.Path]:
     from modules.export import export_serving_model
     from pipeline.config import DataConfig, ModelConfig
 
-    tmp_path = tmp_path_factory.mktemp("serving_models")
     data = DataConfig(slice_columns=[])
     model_config = ModelConfig(max_seq_length=32, num_layers=1, hidden_size=32,
                                num_attention_heads=2, intermediate_size=64)
-    rows = _rows(200)
+    rows = default_rows(200)
     labels = sorted({row["label"] for row in rows})
     raw_metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({
         column: tf.io.FixedLenFeature([], tf.string) for column in ("text", "label")}))

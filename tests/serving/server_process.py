@@ -59,6 +59,12 @@ class ServerProcess:
         self._log.flush()
         return self.log_path.read_text()
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flushing, as a crash or an OOM kill."""
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:

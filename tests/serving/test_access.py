@@ -109,6 +109,8 @@ def test_plain_http_to_the_https_port_gets_no_answer(https_server):
     (["serving.jwt.issuer=x", "serving.jwt.audience=y"], "neither serving.jwt.public_key_file"),
     (["serving.tls_cert_file=/nonexistent/cert.pem", "serving.tls_key_file=/nonexistent/key"],
      "serving.tls_cert_file /nonexistent/cert.pem and serving.tls_key_file"),
+    (["serving.rollout.steps=10,5,100"], "serving.rollout.steps must rise step by step"),
+    (["serving.rollout.max_label_shift=-1"], "serving.rollout.max_label_shift must be in [0, 1]"),
 ])
 def test_bad_access_settings_stop_serve_before_it_binds(tmp_path, overrides, message):
     port = free_port()

@@ -286,8 +286,8 @@ def test_rollback_serves_the_previous_version_again_and_notifies(setup):
     wait_for_version(server, first)
     listing = models_list(output_dir, "--server", server.url)
     assert listing.returncode == 0, listing.stderr
-    assert f"{second}\trejected\tyes" in listing.stdout
-    assert f"{first}\tserving\tyes" in listing.stdout
+    assert f"{second}\trejected\t-\tyes" in listing.stdout
+    assert f"{first}\tserving\tstable 100%\tyes" in listing.stdout
 
 
 def test_tampered_and_unsigned_versions_are_refused_and_the_last_good_keeps_serving(
@@ -334,11 +334,11 @@ def test_a_signed_version_that_does_not_load_is_refused_and_the_last_good_keeps_
     assert v1_predict(server, ["x"]).json()["model_version"] == serving_now
     # The store cannot tell that it does not load; the server can, and `--server` asks it.
     from_store = models_list(output_dir)
-    assert f"{version.number}\tverified\tyes" in from_store.stdout
+    assert f"{version.number}\tverified\tstable 100%\tyes" in from_store.stdout
     assert "only a server knows" in from_store.stderr
     from_server = models_list(output_dir, "--server", server.url).stdout
-    assert f"{version.number}\trefused\tyes" in from_server
-    assert f"{serving_now}\tserving\tyes" in from_server
+    assert f"{version.number}\trefused\t-\tyes" in from_server
+    assert f"{serving_now}\tserving\tstable 100%\tyes" in from_server
 
 
 def test_a_fine_tuned_wordpiece_model_is_served_like_its_saved_model(pretrained_run):
