@@ -42,6 +42,7 @@ bench: setup bench-torch-venv pretrained
 	$(BIN)/python benchmarks/store_commands.py
 	$(BIN)/python benchmarks/padding_trim.py
 	$(BIN)/python benchmarks/serving_load.py
+	$(BIN)/python benchmarks/rollout_load.py
 	$(BIN)/python benchmarks/serving_load.py --pretrained $$($(BIN)/python -m pipeline.offline_checkpoint) \
 	  --train-steps 50 --result benchmarks/results/serving_load_minilm.json
 	$(BIN)/python benchmarks/pipeline_run.py

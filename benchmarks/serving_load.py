@@ -62,8 +62,10 @@ def _latency_summary(latencies: list[float]) -> dict:
             "mean_ms": round(1000 * statistics.fmean(latencies), 2)}
 
 
-def load_arm(url: str, clients: int, total_requests: int, max_seconds: float) -> dict:
-    """`total_requests` one-sentence requests from `clients` threads, bounded by `max_seconds`."""
+def load_arm(url: str, clients: int, total_requests: int, max_seconds: float,
+             request_ids: bool = False) -> dict:
+    """`total_requests` one-sentence requests from `clients` threads, bounded by `max_seconds`;
+    with `request_ids` each carries its own X-Request-Id (a canary routes by it)."""
     latencies, errors, lock = [], [], threading.Lock()
     remaining = [total_requests]
     deadline = time.monotonic() + max_seconds
@@ -80,8 +82,10 @@ def load_arm(url: str, clients: int, total_requests: int, max_seconds: float) ->
             sent += 1
             started = time.monotonic()
             try:
-                response = session.post(f"{url}/v1/models/{MODEL_NAME}:predict",
-                                        json={"instances": [sentence]}, timeout=30)
+                response = session.post(
+                    f"{url}/v1/models/{MODEL_NAME}:predict", json={"instances": [sentence]},
+                    headers={"X-Request-Id": f"{index}-{sent}"} if request_ids else {},
+                    timeout=30)
                 ok = response.status_code == 200
             except requests.RequestException:
                 ok = False

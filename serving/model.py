@@ -357,8 +357,10 @@ class TextClassifier(Model):
             candidate = newest(above=candidate.number if candidate else stable.number) \
                 or candidate
             candidate = candidate if self._fits(candidate, stable) else None
+            # The clock read after loading: a step starts when its candidate can answer.
             state = rollout.update_state(self.store.model_dir, lambda fresh: self._lead(
-                fresh, seen, stable.number, candidate.number if candidate else None, now))
+                fresh, seen, stable.number, candidate.number if candidate else None,
+                time.time()))
         # Follow the state as written: the leader's plan, or what another replica or a person
         # changed meanwhile.
         if state is not None:

@@ -196,6 +196,7 @@ class Figures:
 
     candidate_requests: int
     stable_requests: int
+    candidate_failures: int
     candidate_failure_rate: float
     stable_failure_rate: float
     candidate_p99: Optional[float]
@@ -240,7 +241,8 @@ class StepWindow:
             if stable_shares and candidate_shares:
                 shift = max(abs(stable_shares.get(label, 0.0) - candidate_shares.get(label, 0.0))
                             for label in set(stable_shares) | set(candidate_shares))
-            return Figures(candidate.requests, stable.requests, candidate.failure_rate(),
+            return Figures(candidate.requests, stable.requests, candidate.failures,
+                           candidate.failure_rate(),
                            stable.failure_rate(), candidate.p99(), stable.p99(), shift,
                            self._disagreed / self._compared if self._compared else None,
                            time.monotonic() - self.opened)
@@ -256,17 +258,22 @@ class Verdict:
 
 def judge(policy: RolloutConfig, figures: Figures, step_age_seconds: float) -> Verdict:
     """The step's decision: a threshold crossed rolls back at once (once the window holds
-    enough requests); the step passes when it also lasted long enough."""
+    enough requests, or sooner when its failures alone already settle it); the step passes
+    when it also lasted long enough."""
     needed = policy.step_requests
+    # Failures already certain to cross the threshold over the step's requests, even if every
+    # request still to come succeeds: a broken candidate is stopped after a few failures.
+    certain = figures.candidate_failures / max(needed, figures.candidate_requests)
+    if certain - figures.stable_failure_rate > policy.max_error_rate_increase:
+        return Verdict("rollback", f"error rate {figures.candidate_failure_rate:.3f} on the "
+                                   f"candidate ({figures.candidate_failures} of "
+                                   f"{figures.candidate_requests} requests failed, at least "
+                                   f"{certain:.3f} over the step's {needed}) vs "
+                                   f"{figures.stable_failure_rate:.3f} on the stable version "
+                                   f"(max increase {policy.max_error_rate_increase})")
     if figures.candidate_requests < needed:
         return Verdict("wait", f"{figures.candidate_requests} of the {needed} candidate "
                                "requests a step needs")
-    increase = figures.candidate_failure_rate - figures.stable_failure_rate
-    if increase > policy.max_error_rate_increase:
-        return Verdict("rollback", f"error rate {figures.candidate_failure_rate:.3f} on the "
-                                   f"candidate vs {figures.stable_failure_rate:.3f} on the stable "
-                                   f"version over {figures.candidate_requests} requests "
-                                   f"(max increase {policy.max_error_rate_increase})")
     if figures.candidate_p99 is not None and figures.stable_p99:
         ratio = figures.candidate_p99 / figures.stable_p99
         grown_ms = (figures.candidate_p99 - figures.stable_p99) * 1000

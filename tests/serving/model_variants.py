@@ -6,13 +6,14 @@ slower, one whose labels are inverted. The rollout tests publish them as candida
 """
 
 import pathlib
+from typing import Sequence
 
 FAILING_WORD = "zzfail"
 SLOW_REPEATS = 30
 
 
 def write_variant(model_dir: pathlib.Path, kind: str, export_dir: pathlib.Path,
-                  label_names: list[str]) -> pathlib.Path:
+                  label_names: Sequence[str] = ()) -> pathlib.Path:
     """`kind`: `failing` (an error on texts holding FAILING_WORD), `slow` (the model run
     `SLOW_REPEATS` times per call) or `inverted` (class i answered as the last but i, with
     `label_names` in class-id order)."""
@@ -22,7 +23,7 @@ def write_variant(model_dir: pathlib.Path, kind: str, export_dir: pathlib.Path,
 
     loaded = tf.saved_model.load(str(model_dir))
     base = loaded.signatures["predict_text"]
-    labels = tf.constant(label_names)
+    labels = tf.constant(list(label_names) or [""])
 
     class Variant(tf.Module):
         def __init__(self):

@@ -24,7 +24,8 @@ Z_999 = 3.29
 
 
 def _figures(**changes) -> Figures:
-    calm = Figures(candidate_requests=200, stable_requests=2000, candidate_failure_rate=0.0,
+    calm = Figures(candidate_requests=200, stable_requests=2000, candidate_failures=0,
+                   candidate_failure_rate=0.0,
                    stable_failure_rate=0.0, candidate_p99=0.050, stable_p99=0.045,
                    label_shift=0.02, disagreement=None, seconds=61)
     return dataclasses.replace(calm, **changes)
@@ -38,8 +39,18 @@ def test_a_step_passes_only_with_enough_requests_and_time():
     assert too_soon.action == "wait" and "10 of its 60 s" in too_soon.reason
 
 
+def test_failures_that_settle_the_step_roll_back_before_it_holds_enough_requests():
+    """2 failures of the 100 a step needs is 0.02 whatever comes next: over 0.01, so now."""
+    early = _figures(candidate_requests=12, candidate_failures=2, candidate_failure_rate=0.17)
+    verdict = judge(POLICY, early, step_age_seconds=1)
+    assert verdict.action == "rollback" and "2 of 12 requests failed" in verdict.reason
+    not_yet = _figures(candidate_requests=12, candidate_failures=1, candidate_failure_rate=0.08)
+    assert judge(POLICY, not_yet, step_age_seconds=1).action == "wait"
+
+
 @pytest.mark.parametrize("figures, mode, named", [
-    (_figures(candidate_failure_rate=0.05, stable_failure_rate=0.01), "canary", "error rate 0.050"),
+    (_figures(candidate_failures=10, candidate_failure_rate=0.05, stable_failure_rate=0.01),
+     "canary", "error rate 0.050"),
     (_figures(candidate_p99=0.200, stable_p99=0.050), "canary", "p99 latency 200.0 ms"),
     (_figures(label_shift=0.4), "canary", "moved by 0.400"),
     (_figures(disagreement=0.2), "shadow", "differ from the stable version's on 0.200"),
@@ -51,7 +62,8 @@ def test_a_crossed_threshold_rolls_back_at_once_and_names_its_figure(figures, mo
 
 
 @pytest.mark.parametrize("figures", [
-    _figures(candidate_failure_rate=0.015, stable_failure_rate=0.01),  # within the increase
+    _figures(candidate_failures=3, candidate_failure_rate=0.015,
+             stable_failure_rate=0.01),  # within the increase
     _figures(candidate_p99=0.004, stable_p99=0.001),  # 4x, but only 3 ms slower
     _figures(label_shift=0.9, disagreement=0.0),  # shadow judges disagreement, not shift
 ])
