@@ -1,16 +1,19 @@
-"""CsvExampleGen with a configurable delimiter, so TSV corpora (GLUE style) load unchanged.
+"""CsvExampleGen with a configurable delimiter and text encoding, so TSV corpora (GLUE style)
+and Latin-1, Windows-1252 or UTF-16 exports load unchanged.
 
-TFX 1.16's CsvExampleGen hard-codes ',' for both the header and the rows. This component is
-`FileBasedExampleGen` with an executor that reads the same way (the same record reader, column
-type inference and tf.Example conversion from TFX) but splits on the delimiter given in
-`custom_config`. Splits, spans and caching behave exactly as in CsvExampleGen.
+TFX 1.16's CsvExampleGen hard-codes ',' and UTF-8 for both the header and the rows. This
+component is `FileBasedExampleGen` with an executor that reads the same way (TFX's multi-line
+record buffer, column type inference and tf.Example conversion) but splits on the delimiter and
+decodes with the encoding given in `custom_config`: the examples hold UTF-8 text whatever the
+files were, and the files are read where they are. Splits, spans and caching behave exactly as in
+CsvExampleGen.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import apache_beam as beam
 from google.protobuf import json_format, struct_pb2
@@ -24,26 +27,50 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx_bsl.coders import csv_decoder
 
+from pipeline.encodings import DEFAULT_ENCODING, text_lines
+
 DELIMITER_KEY = "delimiter"
+ENCODING_KEY = "encoding"
 
 
-def _delimiter_from(exec_properties: dict[str, Any]) -> str:
+def _options_from(exec_properties: dict[str, Any]) -> tuple[str, str]:
+    """(delimiter, encoding) from `custom_config`; CsvExampleGen's when absent."""
     serialized = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
     if not serialized:
-        return ","
+        return ",", DEFAULT_ENCODING
     custom_config = example_gen_pb2.CustomConfig()
     json_format.Parse(serialized, custom_config)
     options = struct_pb2.Struct()
     custom_config.custom_config.Unpack(options)
-    return options.fields[DELIMITER_KEY].string_value or ","
+    return (options.fields[DELIMITER_KEY].string_value or ",",
+            options.fields[ENCODING_KEY].string_value or DEFAULT_ENCODING)
 
 
-def _read_header(path: str, delimiter: str) -> list[str]:
-    with fileio.open(path) as handle:
-        first_line = handle.readline()
-    if isinstance(first_line, bytes):
-        first_line = first_line.decode("utf-8")
-    return next(csv.reader([first_line.lstrip("\ufeff").rstrip("\r\n")], delimiter=delimiter), [])
+def _read_header(path: str, delimiter: str, encoding: str) -> list[str]:
+    with fileio.open(path, "rb") as handle:
+        first_line = text_lines(handle, encoding).readline()
+    return next(csv.reader([first_line.rstrip("\r\n")], delimiter=delimiter), [])
+
+
+class _ReadRecords(beam.DoFn):
+    """One file's records after its header, decoded; a quoted field may span lines (TFX's
+    buffer joins them)."""
+
+    def __init__(self, encoding: str):
+        super().__init__()
+        self._encoding = encoding
+
+    def process(self, path: str) -> Iterator[str]:
+        with beam.io.filesystems.FileSystems.open(path) as handle:
+            lines = text_lines(handle, self._encoding)
+            next(lines, None)
+            buffer = csv_executor._CsvLineBuffer()  # pylint: disable=protected-access
+            for line in lines:
+                buffer.write(line)
+                if buffer.is_complete_line():
+                    yield buffer.read()
+            if not buffer.is_empty():
+                raise ValueError(f"a quoted field in {path} is never closed: unbalanced quotes")
 
 
 class _DelimitedTextToExample(beam.PTransform):
@@ -53,20 +80,20 @@ class _DelimitedTextToExample(beam.PTransform):
         super().__init__()
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         self._pattern = os.path.join(input_base, split_pattern)
-        self._delimiter = _delimiter_from(exec_properties)
+        self._delimiter, self._encoding = _options_from(exec_properties)
 
     def expand(self, pipeline: beam.Pipeline) -> beam.PCollection:
         files = fileio.glob(self._pattern)
         if not files:
             raise RuntimeError(f"split pattern {self._pattern} matches no files")
-        column_names = _read_header(files[0], self._delimiter)
+        column_names = _read_header(files[0], self._delimiter, self._encoding)
         for path in files[1:]:
-            if _read_header(path, self._delimiter) != column_names:
+            if _read_header(path, self._delimiter, self._encoding) != column_names:
                 raise RuntimeError(f"files matching {self._pattern} have different headers")
         parsed_lines = (
             pipeline
             | "CreateFilenames" >> beam.Create(files)
-            | "ReadRecords" >> beam.ParDo(csv_executor._ReadCsvRecordsFromTextFile())  # pylint: disable=protected-access
+            | "ReadRecords" >> beam.ParDo(_ReadRecords(self._encoding))
             | "ParseLines" >> beam.ParDo(csv_decoder.ParseCSVLine(delimiter=self._delimiter))
             | "ExtractParsedLines" >> beam.Keys())
         column_infos = beam.pvalue.AsSingleton(
@@ -86,11 +113,12 @@ class Executor(BaseExampleGenExecutor):
 
 def delimited_example_gen(input_base: Union[str, RuntimeParameter], delimiter: str,
                           input_config: example_gen_pb2.Input,
-                          output_config: Optional[example_gen_pb2.Output] = None
-                          ) -> FileBasedExampleGen:
-    """Returns an ExampleGen (component id `CsvExampleGen`) reading `delimiter`-separated files."""
+                          output_config: Optional[example_gen_pb2.Output] = None,
+                          encoding: str = DEFAULT_ENCODING) -> FileBasedExampleGen:
+    """Returns an ExampleGen (component id `CsvExampleGen`) reading `delimiter`-separated files
+    written in `encoding`."""
     options = struct_pb2.Struct()
-    options.update({DELIMITER_KEY: delimiter})
+    options.update({DELIMITER_KEY: delimiter, ENCODING_KEY: encoding})
     custom_config = example_gen_pb2.CustomConfig()
     custom_config.custom_config.Pack(options)
     # FileBasedExampleGen, which takes a custom executor, is not in `tfx.v1`.

@@ -34,6 +34,7 @@ EXIT_DATA_REJECTED = 5  # a gate (DataGate, TokenizerParity) stopped the run: no
 _FLAG_TO_KEY = {
     "data_path": "data.path",
     "delimiter": "data.delimiter",
+    "encoding": "data.encoding",
     "text_column": "data.text_column",
     "text_pair_column": "data.text_pair_column",
     "label_column": "data.label_column",
@@ -63,6 +64,8 @@ def _config_options() -> argparse.ArgumentParser:
     options.add_argument("--data-path", help="CSV/TSV file or folder of them (data.path); for "
                          "Kubeflow commands the cluster's data folder (kubeflow.data_path)")
     options.add_argument("--delimiter", help="column delimiter; 'tab' or '\\t' for TSV")
+    options.add_argument("--encoding", help="the files' text encoding (data.encoding), e.g. "
+                         "latin-1, cp1252, utf-16; default utf-8")
     options.add_argument("--text-column")
     options.add_argument("--text-pair-column", help="second text column of sentence-pair tasks")
     options.add_argument("--label-column")

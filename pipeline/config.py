@@ -14,6 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from pipeline.encodings import encoding_problem
+
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type."""
@@ -46,6 +48,9 @@ class DataConfig:
     # A CSV/TSV file, or a folder of them with one shared header.
     path: str = "data/reviews"
     delimiter: str = ","
+    # The files' text encoding (any name Python's codecs know: latin-1, cp1252, utf-16...).
+    # ExampleGen decodes with it, so the examples hold UTF-8 text; the files stay where they are.
+    encoding: str = "utf-8"
     text_column: str = "text"
     # Second text column of sentence-pair tasks (MRPC, QNLI): rows become [CLS] a [SEP] b [SEP].
     text_pair_column: str = ""
@@ -566,6 +571,7 @@ class PipelineConfig:
         """Rejects values no run could use, before any component starts."""
         checks = [
             (len(self.data.delimiter) == 1, "data.delimiter must be one character, e.g. ',' or '\\t'"),
+            *[(False, problem) for problem in filter(None, [encoding_problem(self.data.encoding)])],
             (len({self.data.text_column, self.data.text_pair_column or self.data.text_column,
                   self.data.label_column}) == (3 if self.data.text_pair_column else 2),
              "data.text_column, data.text_pair_column and data.label_column must differ"),

@@ -15,6 +15,7 @@ from typing import Any, Iterator, Optional
 
 from pipeline import spans
 from pipeline.config import DataConfig
+from pipeline.encodings import reading_name, undecodable_at
 
 
 class InputDataError(ValueError):
@@ -118,16 +119,15 @@ def _read_file(path: str, data: DataConfig,
     try:
         return _read_rows(path, data, required)
     except UnicodeDecodeError as error:
-        raise InputDataError(f"{path} is not UTF-8 text ({error.reason} at byte "
-                             f"{error.start}): re-encode the file as UTF-8") from error
+        raise InputDataError(undecodable_at(path, data.encoding)) from error
     finally:
         csv.field_size_limit(default_field_limit)
 
 
 def _read_rows(path: str, data: DataConfig,
                required: list[str]) -> tuple[list[str], set[str], int]:
-    # utf-8-sig drops a leading byte-order mark (spreadsheets write one), as ExampleGen does.
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    # Decoded as ExampleGen decodes it (a UTF-8 byte-order mark dropped).
+    with open(path, encoding=reading_name(data.encoding), newline="") as handle:
         records = _numbered_records(csv.reader(handle, delimiter=data.delimiter), path, data)
         header = next(records, (1, None))[1]
         if not header or not any(header):

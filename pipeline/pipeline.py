@@ -138,7 +138,8 @@ def create_pipeline(
             tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets)]))
     example_gen = delimited_example_gen(
         input_base=placement.input_base, delimiter=config.data.delimiter,
-        input_config=tfx.proto.Input(splits=splits), output_config=output_config)
+        input_config=tfx.proto.Input(splits=splits), output_config=output_config,
+        encoding=config.data.encoding)
 
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     if placement.schema_file:

@@ -105,6 +105,21 @@ def _non_utf8(folder: pathlib.Path, rows: Rows) -> list[str]:
     return []
 
 
+def _utf16_read_as_utf8(folder: pathlib.Path, rows: Rows) -> list[str]:
+    write_csv(folder / "reviews.csv", rows, encoding="utf-16")
+    return []
+
+
+def _invalid_in_named_encoding(folder: pathlib.Path, rows: Rows) -> list[str]:
+    """0x81 is undefined in Windows-1252: the file is not what the option says either."""
+    write_csv(folder / "reviews.csv", rows, encoding="cp1252")
+    path = folder / "reviews.csv"
+    lines = path.read_bytes().split(b"\n")
+    lines[6] = lines[6].replace(b" ", b" \x81", 1)
+    path.write_bytes(b"\n".join(lines))
+    return ["data.encoding=cp1252"]
+
+
 def _huge_text(folder: pathlib.Path, rows: Rows) -> list[str]:
     rows[5][0] = "word " * (2**20 // 5)
     write_csv(folder / "reviews.csv", rows)
@@ -167,7 +182,15 @@ CASES = (
     BadInput("null_text", "empty (null) text fields", TEXT_CHECKS,
              r"empty text rate \(train\) .* crossed data_checks.max_empty_text_rate", _null_text),
     BadInput("non_utf8", "bytes that are not UTF-8 (a Latin-1 file)", PREFLIGHT,
-             r"is not UTF-8 text .*re-encode the file as UTF-8", _non_utf8),
+             r"reviews.csv line 5 \(byte \d+: 0xe9\) is not valid utf-8: .*pass --encoding "
+             r"cp1252 \(or latin-1\)", _non_utf8),
+    BadInput("utf16_read_as_utf8", "a UTF-16 file (as Windows tools export) read as UTF-8",
+             PREFLIGHT, r"reviews.csv line 1 \(byte 0: 0xff\) is not valid utf-8: the file "
+             r"starts with a utf-16 byte-order mark; pass --encoding utf-16",
+             _utf16_read_as_utf8),
+    BadInput("invalid_in_named_encoding", "a byte undefined in the named encoding (0x81 in cp1252)",
+             PREFLIGHT, r"reviews.csv line 7 \(byte \d+: 0x81\) is not valid cp1252",
+             _invalid_in_named_encoding),
     BadInput("huge_text", "a 1 MB text field", PREFLIGHT,
              r"line 7: field larger than field limit .*data.max_text_chars", _huge_text),
     BadInput("wrong_delimiter", "semicolons where the config says commas", PREFLIGHT,

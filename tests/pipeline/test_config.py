@@ -71,6 +71,8 @@ def test_tab_is_typeable_on_the_command_line():
     ("serving.rollout.mode=bluegreen", "serving.rollout.mode must be one of immediate, canary, "
                                        "shadow, got 'bluegreen'"),
     ("serving.rollout.leader_lease_seconds=1", "must exceed twice serving.poll_seconds"),
+    ("data.encoding=latin-9000", "data.encoding 'latin-9000' is not an encoding Python knows"),
+    ("data.encoding=base64", "data.encoding 'base64' is a codec, but not one from bytes to text"),
 ])
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):

@@ -43,13 +43,46 @@ def _write(path, text, encoding="utf-8"):
     ("text,label,source,domain\nnice,positive,web,books\nmeh,neutral,web,books\n",
      {"label_values": ["negative", "positive"]}, r"line 3: label 'neutral' is not one of"),
     ("text,label,source,domain\nnice,positive,web,books\n", {}, r"only \['positive'\]"),
-    (b"text,label,source,domain\ncaf\xe9,positive,web,books\n", {}, r"is not UTF-8 text"),
+    (b"text,label,source,domain\ncaf\xe9,positive,web,books\n", {},
+     r"line 2 \(byte 28: 0xe9\) is not valid utf-8: .*--encoding cp1252"),
 ])
 def test_bad_files_are_named_with_the_problem(tmp_path, content, data_overrides, message):
     path = _write(tmp_path / "data" / "bad.csv", content)
     with pytest.raises(InputDataError, match=message) as raised:
         check_input_data(DataConfig(path=str(path.parent), **data_overrides))
     assert str(path.parent) in str(raised.value)
+
+
+_ACCENTED = "text,label,source,domain\nna\u00efve caf\u00e9 \u20ac5,positive,web,books\n" \
+    "\u201cbad\u201d,negative,web,books\n"
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-16", "utf-8-sig"])
+def test_a_file_in_the_named_encoding_passes(tmp_path, encoding):
+    path = _write(tmp_path / "data" / "export.csv", _ACCENTED, encoding=encoding)
+    summary = check_input_data(DataConfig(path=str(path.parent), encoding=encoding))
+    assert summary.row_count == 2 and summary.label_values == ["negative", "positive"]
+
+
+@pytest.mark.parametrize("content, encoding, message", [
+    # A single bad byte far into a big file: the line and byte are exact, not a guess.
+    (b"text,label\n" + b"fine,positive\n" * 150_000 + b"bad \xe9,negative\n", "utf-8",
+     r"line 150002 \(byte 2100015: 0xe9\) is not valid utf-8"),
+    # UTF-16 read as UTF-8: the byte-order mark names the option to pass.
+    ("text,label\nfine,positive\n".encode("utf-16"), "utf-8",
+     r"line 1 \(byte 0: 0xff\) .*utf-16 byte-order mark; pass --encoding utf-16"),
+    # Bytes invalid in the named encoding too: 0x81 is undefined in Windows-1252.
+    (b"text,label\nfine,positive\nbad \x81,negative\n", "cp1252",
+     r"line 3 \(byte 29: 0x81\) is not valid cp1252: pass --encoding with the file's real"),
+    # A UTF-16 file with an odd number of bytes: the half character at its end.
+    ("text,label\nfine,positive\n".encode("utf-16") + b"x", "utf-16",
+     r"line 3 \(byte 52: 0x78\) is not valid utf-16"),
+])
+def test_undecodable_bytes_are_located_by_file_line_and_byte(tmp_path, content, encoding, message):
+    path = _write(tmp_path / "data" / "export.csv", content)
+    with pytest.raises(InputDataError, match=message) as raised:
+        check_input_data(DataConfig(path=str(path.parent), encoding=encoding, slice_columns=[]))
+    assert str(path) in str(raised.value) and len(str(raised.value).splitlines()) == 1
 
 
 def test_a_folder_without_files(tmp_path):

@@ -2,8 +2,12 @@
 
 One module-scoped run is shared: its assertions cover every component, the blessing, the push and
 the pushed model's signatures; later tests rerun it to check caching and the Evaluator's gate.
+The sample is a Latin-1 file with accented rows, read with `data.encoding`, as a spreadsheet
+export would be.
 """
 
+import csv
+import glob
 import json
 import pathlib
 import re
@@ -28,6 +32,7 @@ COMPONENTS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
 # They compare the data with the last accepted data, which each accepted run replaces, so they
 # measure again on every run (about a second); nothing downstream depends on their outputs.
 DATA_GATE = ("TextChecks", "DataGate")
+ACCENTS = " Tr\u00e8s bon caf\u00e9, na\u00efve fa\u00e7ade \u00e0 \u00a35."
 SENTENCES = ["The battery lasts all day and the screen is bright and sharp. Great value.",
              "Avoid. The zipper jammed on day one and the return process was a hassle."]
 
@@ -36,6 +41,7 @@ def _config(tmp_path: pathlib.Path, *overrides: str) -> PipelineConfig:
     return PipelineConfig.load(None, [
         f"data.path={tmp_path / 'data'}", f"output_dir={tmp_path / 'outputs'}",
         "training.train_steps=80", "training.epochs=2", "evaluation.min_accuracy=0.6",
+        "data.encoding=latin-1",
         f"serving.signing_key_file={tmp_path / 'keys' / 'private.pem'}", *overrides])
 
 
@@ -64,10 +70,22 @@ def _versions(config: PipelineConfig) -> list[pathlib.Path]:
             for version in ModelStore(config.serving_dir, config.model_name).versions()]
 
 
+def _latin1_sample(folder: pathlib.Path) -> list[str]:
+    """400 default rows as Latin-1, three of them with accented words; returns those texts."""
+    path = write_sample(folder, rows=400)
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    for row in rows[1:4]:
+        row[0] += ACCENTS
+    with path.open("w", encoding="latin-1", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return [row[0] for row in rows[1:4]]
+
+
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("e2e")
-    write_sample(tmp_path / "data", rows=400)
+    _latin1_sample(tmp_path / "data")
     signing.generate_key_pair(tmp_path / "keys" / "private.pem", tmp_path / "keys" / "public.pem")
     config = _config(tmp_path)
     return tmp_path, config, run_local(config)
@@ -82,6 +100,19 @@ def test_every_component_executes_and_the_model_is_blessed_and_pushed(first_run)
     versions = _versions(config)
     assert [str(version) for version in versions] == [outcome.pushed_model_dir]
     assert versions[0].name.isdigit()  # <store>/<model_name>/<version>/, as TF Serving expects
+
+
+def test_a_latin1_file_reaches_the_examples_as_the_same_text_in_utf8(first_run):
+    tmp_path, config, _ = first_run
+    assert b"caf\xe9" in (tmp_path / "data" / "reviews.csv").read_bytes()
+    [examples] = [artifact for artifact in _store(config).get_artifacts_by_type(
+        "Examples") if "/CsvExampleGen/" in artifact.uri]
+    records = tf.data.TFRecordDataset(glob.glob(f"{examples.uri}/Split-*/*.gz"),
+                                      compression_type="GZIP")
+    texts = {tf.train.Example.FromString(record.numpy()).features.feature[
+        config.data.text_column].bytes_list.value[0] for record in records}
+    accented = {text for text in texts if ACCENTS.encode("utf-8") in text}
+    assert len(texts) == 400 and len(accented) == 3
 
 
 def test_the_pushed_version_is_signed_with_a_manifest_of_its_origin_and_files(first_run):
