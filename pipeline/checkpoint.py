@@ -73,9 +73,13 @@ def resolve_checkpoint(name: str, max_seq_length: int) -> Checkpoint:
             f"a TensorFlow sequence classifier; use one of: {', '.join(sorted(supported))}")
     vocab_path = path / VOCAB_FILE
     if not vocab_path.is_file():
+        found = _other_tokenizer(path)
         raise CheckpointError(
-            f"checkpoint {name} has no {VOCAB_FILE}: the in-graph tokenizer is WordPiece and needs "
-            "it; use a BERT-family checkpoint (BERT, MiniLM, DistilBERT, ELECTRA)")
+            f"checkpoint {name} has no {VOCAB_FILE}"
+            + (f" but {found}, which the graph cannot reproduce yet (byte-level BPE and "
+               "SentencePiece are not supported)" if found else "")
+            + ": the in-graph tokenizer is WordPiece and needs it; use a BERT-family checkpoint "
+            "(BERT, MiniLM, DistilBERT, ELECTRA)")
     weights = [path / file for file in _WEIGHT_FILES if (path / file).is_file()]
     if not weights:
         raise CheckpointError(
@@ -142,6 +146,30 @@ def _local_folder(name: str) -> pathlib.Path:
             "*.json", VOCAB_FILE, *_WEIGHT_FILES]))
     except Exception as error:  # pylint: disable=broad-except
         raise CheckpointError(_not_local_message(name)) from error
+
+
+# Hugging Face tokenizer classes that are WordPiece over vocab.txt (what the graph reproduces).
+_WORDPIECE_CLASSES = ("BertTokenizer", "DistilBertTokenizer", "ElectraTokenizer",
+                      "MobileBertTokenizer", "SqueezeBertTokenizer")
+
+
+def _other_tokenizer(path: pathlib.Path) -> str:
+    """What tokenizer a checkpoint without vocab.txt has, in words ('' when none is found)."""
+    if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
+        return "a byte-level BPE tokenizer (vocab.json + merges.txt, as RoBERTa's)"
+    models = sorted(model.name for model in path.glob("*.model"))
+    if models:
+        return (f"a SentencePiece tokenizer ({', '.join(models)}, as ALBERT's, XLM-RoBERTa's or "
+                "DeBERTa-v3's)")
+    if (path / "tokenizer.json").is_file():
+        kind = (_read_json(path / "tokenizer.json", str(path)).get("model") or {}).get("type", "")
+        if kind and kind != "WordPiece":
+            return f"a {kind} tokenizer (tokenizer.json)"
+    tokenizer_class = _read_optional_json(path / "tokenizer_config.json").get(
+        "tokenizer_class") or ""
+    if tokenizer_class and tokenizer_class.removesuffix("Fast") not in _WORDPIECE_CLASSES:
+        return f"the tokenizer class {tokenizer_class}"
+    return ""
 
 
 def _not_local_message(name: str) -> str:

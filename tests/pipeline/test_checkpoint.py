@@ -48,6 +48,27 @@ def test_a_checkpoint_without_vocab_txt_is_refused(offline_checkpoint, tmp_path)
         resolve_checkpoint(str(copy), max_seq_length=64)
 
 
+@pytest.mark.parametrize("files, found", [
+    ({"vocab.json": "{}", "merges.txt": "#version: 0.2\n"}, r"but a byte-level BPE tokenizer "
+     r"\(vocab.json \+ merges.txt, as RoBERTa's\)"),
+    ({"spiece.model": ""}, r"but a SentencePiece tokenizer \(spiece.model, as ALBERT's, "
+     r"XLM-RoBERTa's or DeBERTa-v3's\)"),
+    ({"tokenizer.json": '{"model": {"type": "Unigram"}}'}, r"but a Unigram tokenizer "
+     r"\(tokenizer.json\)"),
+    ({"tokenizer_config.json": '{"tokenizer_class": "DebertaV2Tokenizer"}'},
+     r"but the tokenizer class DebertaV2Tokenizer"),
+])
+def test_a_tokenizer_the_graph_cannot_reproduce_is_named(offline_checkpoint, tmp_path, files,
+                                                         found):
+    copy = checkpoint_copy(offline_checkpoint, tmp_path / "copy")
+    (copy / "vocab.txt").unlink()
+    (copy / "tokenizer.json").unlink(missing_ok=True)
+    for name, content in files.items():
+        (copy / name).write_text(content, encoding="utf-8")
+    with pytest.raises(CheckpointError, match=found + r", which the graph cannot reproduce yet"):
+        resolve_checkpoint(str(copy), max_seq_length=64)
+
+
 def test_an_architecture_without_tf_sequence_classification_is_refused(offline_checkpoint,
                                                                        tmp_path):
     copy = checkpoint_copy(offline_checkpoint, tmp_path / "copy")
