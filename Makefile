@@ -47,7 +47,7 @@ bench: setup bench-torch-venv pretrained
 	  --train-steps 50 --result benchmarks/results/serving_load_minilm.json
 	$(BIN)/python benchmarks/pipeline_run.py
 	$(BIN)/python benchmarks/trainer_throughput.py
-	$(BIN)/python benchmarks/sst2_finetune.py --train-rows 32000
+	$(BIN)/python benchmarks/sst2_finetune.py --train-rows 32000 --epochs 1 --learning-rate 1e-4
 
 # The PyTorch baseline of trainer_throughput.py lives in its own Python 3.11 venv: TFX needs
 # 3.10, and the CPU build of torch on these machines is for 3.11.

@@ -24,6 +24,7 @@ from benchmarks.component_times import component_seconds  # noqa: E402
 from benchmarks.machine import result_header, write_result  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.local_runner import run_local  # noqa: E402
+from pipeline.training_plan import run_plan  # noqa: E402
 
 RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "pipeline_run.json"
 
@@ -44,7 +45,7 @@ def main() -> None:
         **result_header("default pipeline: cold run, second run (Evaluator vs. the new "
                         "baseline), third run with nothing changed; one process, so imports are "
                         "not counted"),
-        "config": {"train_steps": config.training.train_steps,
+        "config": {"train_steps": run_plan(config).train_steps,
                    "batch_size": config.training.batch_size,
                    "max_seq_length": config.model.max_seq_length},
         "cold_run_seconds": round(cold_seconds, 1),

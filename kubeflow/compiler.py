@@ -15,6 +15,7 @@ from typing import Optional
 from pipeline.checkpoint import Checkpoint, resolve_checkpoint
 from pipeline.config import REMOTE_ROOT_SCHEMES, PipelineConfig
 from pipeline.data_check import declared_data
+from pipeline.training_plan import run_plan
 
 # Where the Dockerfile puts the project (its WORKDIR); checkpoints under checkpoints/ go with it.
 IMAGE_PROJECT_DIR = "/opt/textclf"
@@ -110,7 +111,8 @@ def compile_pipeline(config: PipelineConfig, output_path: Optional[str] = None) 
         input_base=tfx.dsl.experimental.RuntimeParameter(
             name=DATA_PATH_PARAMETER, ptype=str, default=cluster_config.data.path),
         train_args=tfx.dsl.experimental.RuntimeParameter(
-            name=TRAIN_ARGS_PARAMETER, ptype=str, default=train_args(config.training.train_steps)),
+            name=TRAIN_ARGS_PARAMETER, ptype=str,
+            default=train_args(run_plan(config).train_steps)),
         tfjob=tfjob_settings(config),
         schema_file=str(image_path(config.data.schema_file, "data.schema_file",
                                    "keep the reviewed schema under schemas/"))
@@ -136,5 +138,6 @@ def tfjob_settings(config: PipelineConfig) -> dict:
 
 
 def train_args(train_steps: int) -> str:
-    """The `train_args` runtime parameter's value: TFX's TrainArgs as JSON."""
+    """The `train_args` runtime parameter's value: TFX's TrainArgs as JSON (0 steps: the Trainer
+    counts `training.epochs` passes over the training rows)."""
     return json.dumps({"num_steps": train_steps})

@@ -171,7 +171,12 @@ class WarmupLinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
 
 def compile_classifier(model: TextClassifier, training: TrainingConfig,
                        total_steps: int) -> None:
-    """AdamW with warm-up, linear decay and global-norm gradient clipping: the BERT recipe."""
+    """AdamW with warm-up, linear decay and global-norm gradient clipping: the BERT recipe.
+
+    `training.learning_rate` is the resolved one (`pipeline.training_plan`), never unset."""
+    if training.learning_rate is None:
+        raise ValueError("training.learning_rate is unset: resolve it with "
+                         "pipeline.training_plan.plan_training first")
     learning_rate = WarmupLinearDecay(peak=training.learning_rate,
                                       warmup_steps=int(training.warmup_ratio * total_steps),
                                       total_steps=total_steps)

@@ -36,6 +36,14 @@ def input_dataset(file_pattern: list[str], schema: schema_pb2.Schema, batch_size
     return dataset.with_options(options)
 
 
+def count_records(file_patterns: list[str]) -> int:
+    """How many examples the (GZIP'd, as Transform writes them) files under `file_patterns` hold:
+    the training length in epochs is counted over the real rows."""
+    files = [path for pattern in file_patterns for path in tf.io.gfile.glob(pattern)]
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
 def group_by_length(batches: tf.data.Dataset, batch_size: int,
                     max_seq_length: int) -> tf.data.Dataset:
     """Re-batches rows so that each batch holds rows whose token counts fall in one 8-wide bucket."""

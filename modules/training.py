@@ -125,7 +125,7 @@ def train(job: TrainingJob) -> None:
     if chief:
         _write_training_stats(job.model_run_dir, seconds=time.monotonic() - started,
                               throughput=throughput, batch_size=training.batch_size,
-                              history=history.history)
+                              history=history.history, plan=job.custom_config.get("plan"))
     # Every worker takes part in saving (variables may need a collective read); only the
     # chief's copy is kept.
     export_dir = job.serving_model_dir if chief else tempfile.mkdtemp(prefix="textclf-export-")
@@ -175,9 +175,11 @@ def _warm_start(model: TextClassifier, base_model: Optional[str]) -> None:
 
 
 def _write_training_stats(model_run_dir: str, seconds: float, throughput: SteadyThroughput,
-                          batch_size: int, history: dict[str, list[float]]) -> None:
+                          batch_size: int, history: dict[str, list[float]],
+                          plan: Optional[dict[str, Any]]) -> None:
     """Logs the throughput of this process's steps (after a resume, only the new ones) and keeps
-    it in the ModelRun with every epoch's metrics (the validation curve shows where it peaked)."""
+    it in the ModelRun with every epoch's metrics (the validation curve shows where it peaked)
+    and the plan's values with the rule behind each."""
     steps = throughput.steps
     examples = steps * batch_size
     steady = throughput.steps_per_second()
@@ -187,7 +189,7 @@ def _write_training_stats(model_run_dir: str, seconds: float, throughput: Steady
              # Training only, after the first THROUGHPUT_SKIP_STEPS steps (tracing), no validation.
              "steady_examples_per_second": round(steady * batch_size, 2) if steady else None,
              "last_epoch": {name: values[-1] for name, values in by_epoch.items()},
-             "by_epoch": by_epoch}
+             "by_epoch": by_epoch, "plan": plan}
     logging.info("Trainer: fit took %.1f s for %d steps, %d examples (%.1f examples/s, "
                  "validation included)", seconds, steps, examples, examples / seconds)
     tf.io.gfile.makedirs(model_run_dir)

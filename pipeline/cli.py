@@ -44,6 +44,8 @@ _FLAG_TO_KEY = {
     "eval_pattern": "data.eval_pattern",
     "file_pattern": "data.file_pattern",
     "train_steps": "training.train_steps",
+    "epochs": "training.epochs",
+    "learning_rate": "training.learning_rate",
     "pretrained": "model.pretrained",
     "output_dir": "output_dir",
     "orchestrator": "orchestrator",
@@ -75,7 +77,12 @@ def _config_options() -> argparse.ArgumentParser:
     options.add_argument("--eval-pattern", help="eval file pattern inside --data-path, e.g. dev.tsv")
     options.add_argument("--file-pattern", help="files to hash-split inside --data-path, e.g. "
                          "span-{SPAN}/*.csv for data that arrives in spans")
-    options.add_argument("--train-steps", help="total optimiser steps")
+    options.add_argument("--train-steps", help="total optimiser steps (default: 300 from "
+                         "scratch; fine-tuning: --epochs passes over the training rows)")
+    options.add_argument("--epochs", help="passes over the training rows when fine-tuning "
+                         "without --train-steps; else the epochs --train-steps is cut into")
+    options.add_argument("--learning-rate", help="peak learning rate (default: 1e-3 from "
+                         "scratch, 5e-5 fine-tuning)")
     options.add_argument("--pretrained", help="checkpoint folder or hub id to fine-tune "
                          "(model.pretrained); `make pretrained` prints an offline one")
     options.add_argument("--output-dir", help="folder for the pipeline root, MLMD and serving store")

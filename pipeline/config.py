@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import typing
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import yaml
 
@@ -115,14 +115,16 @@ class TrainingConfig:
     """How the Trainer optimises."""
 
     batch_size: int = 32
-    # Total optimiser steps (TFX TrainArgs), cut into `epochs` Keras epochs with validation after each.
-    train_steps: int = 300
+    # Total optimiser steps (TFX TrainArgs), cut into `epochs` Keras epochs with validation after
+    # each. Unset (null, or `auto` on the command line): 300 from scratch; when fine-tuning a
+    # checkpoint, `epochs` passes over the training rows the Trainer counts.
+    train_steps: Optional[int] = None
     epochs: int = 3
     # Eval batches for Keras validation; 0 means the whole eval split.
     eval_steps: int = 0
-    # Peak learning rate, reached after the warm-up and decayed linearly to zero. Fine-tuning a
-    # pretrained checkpoint wants far less than training from scratch (e.g. 5e-5 to 1e-4).
-    learning_rate: float = 1e-3
+    # Peak learning rate, reached after the warm-up and decayed linearly to zero. Unset: 1e-3
+    # from scratch, 5e-5 when fine-tuning a checkpoint (which wants far less).
+    learning_rate: Optional[float] = None
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     # Gradients are clipped to this global norm (0 disables clipping).
@@ -593,8 +595,11 @@ class PipelineConfig:
             (self.training.batch_size > 0, "training.batch_size must be positive"),
             (0.0 <= self.training.warmup_ratio < 1.0, "training.warmup_ratio must be in [0, 1)"),
             (self.training.gradient_clip_norm >= 0.0, "training.gradient_clip_norm must be >= 0"),
-            (self.training.epochs > 0 and self.training.train_steps >= self.training.epochs,
+            (self.training.epochs > 0 and (self.training.train_steps is None
+                                           or self.training.train_steps >= self.training.epochs),
              "training.train_steps must be at least training.epochs (> 0)"),
+            (self.training.learning_rate is None or self.training.learning_rate >= 0,
+             "training.learning_rate must be >= 0"),
             (self.training.early_stopping_patience >= 0,
              "training.early_stopping_patience must be >= 0"),
             (self.training.gradient_accumulation_steps >= 1
@@ -677,8 +682,18 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
     return instance
 
 
+def _optional_of(field_type: Any) -> Any:
+    """X for a field declared Optional[X] (unset: a rule decides its value), else None."""
+    arguments = typing.get_args(field_type)
+    if typing.get_origin(field_type) is typing.Union and type(None) in arguments:
+        return next(argument for argument in arguments if argument is not type(None))
+    return None
+
+
 def _coerce(field_type: Any, value: Any, key: str) -> Any:
     """Checks a value loaded from YAML/JSON against the field's declared type."""
+    if _optional_of(field_type) is not None:
+        return None if value is None else _coerce(_optional_of(field_type), value, key)
     if typing.get_origin(field_type) is list:
         if not isinstance(value, list):
             raise ConfigError(f"{key} must be a list")
@@ -694,7 +709,11 @@ def _coerce(field_type: Any, value: Any, key: str) -> Any:
 
 
 def _parse(field_type: Any, raw_value: str, key: str) -> Any:
-    """Parses a command-line string into the field's type (lists are comma-separated)."""
+    """Parses a command-line string into the field's type (lists are comma-separated; `auto`
+    unsets an optional field)."""
+    if _optional_of(field_type) is not None:
+        return None if raw_value.strip().lower() in ("auto", "") \
+            else _parse(_optional_of(field_type), raw_value, key)
     if typing.get_origin(field_type) is list:
         items = [item.strip() for item in raw_value.split(",") if item.strip()]
         item_type = typing.get_args(field_type)[0]

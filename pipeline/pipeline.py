@@ -27,6 +27,7 @@ from pipeline.checkpoint import Checkpoint
 from pipeline.config import PipelineConfig
 from pipeline.data_check import DataSummary
 from pipeline.evaluation import build_eval_config
+from pipeline.training_plan import run_plan
 
 PREPROCESSING_FN = "modules.preprocessing.preprocessing_fn"
 RUN_FN = "modules.model.run_fn"
@@ -86,13 +87,14 @@ class Placement:
 
 
 def local_placement(config: PipelineConfig, data: DataSummary) -> Placement:
-    """Folders under `config.output_dir`, the checked input folder, `training.train_steps`."""
+    """Folders under `config.output_dir`, the checked input folder, the planned train steps
+    (0: the Trainer counts them from the training rows)."""
     schema_file = str(pathlib.Path(config.data.schema_file).resolve()) \
         if config.data.schema_file else ""
     return Placement(pipeline_root=config.pipeline_root, serving_dir=config.serving_dir,
                      beam_pipeline_args=list(config.beam_pipeline_args),
                      input_base=data.input_base,
-                     train_args=tfx.proto.TrainArgs(num_steps=config.training.train_steps),
+                     train_args=tfx.proto.TrainArgs(num_steps=run_plan(config).train_steps),
                      schema_file=schema_file)
 
 
@@ -123,7 +125,13 @@ def create_pipeline(
         "checkpoint": checkpoint.to_dict() if checkpoint else None,
         "code_fingerprint": code_fingerprint(),
     }
-    trainer_config = {**transform_config, "training": dataclasses.asdict(config.training),
+    plan = run_plan(config)
+    trainer_config = {**transform_config,
+                      "training": dataclasses.asdict(dataclasses.replace(
+                          config.training, learning_rate=plan.learning_rate,
+                          train_steps=plan.train_steps or None)),
+                      # The rules behind them, for the run log and the report.
+                      "plan": dataclasses.asdict(plan),
                       # Crash-safe backups: a rerun of an interrupted Trainer resumes from here.
                       "backup_root": f"{placement.pipeline_root}/trainer_backups"}
     if placement.tfjob and config.training.strategy == "multi_worker" \

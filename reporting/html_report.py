@@ -149,8 +149,13 @@ def _training(facts: RunFacts) -> str:
     parts = []
     if facts.training_stats:
         stats = facts.training_stats
+        plan = stats.get("plan") or {}
         parts.append(_table(None, [
-            ["steps", stats.get("train_steps")], ["fit seconds", stats.get("fit_seconds")],
+            ["steps", stats.get("train_steps")],
+            *([["planned steps", f"{plan['train_steps']}: {plan['train_steps_rule']}"],
+               ["learning rate", f"{plan['learning_rate']:g}: {plan['learning_rate_rule']}"]]
+              if plan else []),
+            ["fit seconds", stats.get("fit_seconds")],
             ["examples/s", stats.get("examples_per_second")],
             ["last epoch", ", ".join(f"{name} {value:.4f}"
                                      for name, value in (stats.get("last_epoch") or {}).items())]]))

@@ -62,9 +62,10 @@ def checkpoint_copy(checkpoint: pathlib.Path, target: pathlib.Path) -> pathlib.P
 def pretrained_run(offline_checkpoint, tmp_path_factory):
     """One fine-tuning run of the whole pipeline on 200 rows: (config, outcome).
 
-    The offline checkpoint is fine-tuned for a few steps only; the tests check the wiring (parity
-    before training, the checkpoint's weights and vocabulary in the pushed model), not accuracy,
-    so the Evaluator's lower bound is 0.
+    The offline checkpoint is fine-tuned for one epoch of the training rows (about ten steps of
+    16: the fine-tuning defaults, no learning rate or steps given); the tests check the wiring
+    (parity before training, the checkpoint's weights and vocabulary in the pushed model, the
+    plan's rules), not accuracy, so the Evaluator's lower bound is 0.
     """
     from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
     from pipeline.local_runner import run_local  # pylint: disable=import-outside-toplevel
@@ -73,8 +74,8 @@ def pretrained_run(offline_checkpoint, tmp_path_factory):
     write_sample(tmp_path / "data", rows=200)
     config = PipelineConfig.load(None, [
         f"data.path={tmp_path / 'data'}", f"output_dir={tmp_path / 'outputs'}",
-        f"model.pretrained={offline_checkpoint}", "training.train_steps=8", "training.epochs=1",
-        "training.batch_size=16", "training.learning_rate=5e-5", "evaluation.min_accuracy=0"])
+        f"model.pretrained={offline_checkpoint}", "training.epochs=1", "training.batch_size=16",
+        "evaluation.min_accuracy=0"])
     return config, run_local(config)
 
 

@@ -111,9 +111,9 @@ def test_gradients_are_clipped_to_the_configured_global_norm():
     model = build_classifier(ModelConfig(num_layers=1, hidden_size=32, num_attention_heads=2,
                                          intermediate_size=64, max_seq_length=8),
                              vocab_size=20, num_labels=2)
-    compile_classifier(model, TrainingConfig(gradient_clip_norm=0.5), total_steps=10)
+    compile_classifier(model, TrainingConfig(learning_rate=1e-3, gradient_clip_norm=0.5), total_steps=10)
     assert model.optimizer.global_clipnorm == 0.5
-    compile_classifier(model, TrainingConfig(gradient_clip_norm=0.0), total_steps=10)
+    compile_classifier(model, TrainingConfig(learning_rate=1e-3, gradient_clip_norm=0.0), total_steps=10)
     assert model.optimizer.global_clipnorm is None
 
 
@@ -153,7 +153,8 @@ def _initial_weights(inputs) -> list[np.ndarray]:
 
 def test_compile_sets_gradient_accumulation_and_xla_from_the_config():
     model = build_classifier(TINY, vocab_size=20, num_labels=2)
-    compile_classifier(model, TrainingConfig(gradient_accumulation_steps=4, jit_compile=True),
+    compile_classifier(model, TrainingConfig(learning_rate=1e-3, gradient_accumulation_steps=4,
+                                                   jit_compile=True),
                        total_steps=10)
     assert model.accumulation_steps == 4 and model.jit_compile
 
@@ -164,7 +165,7 @@ def test_mixed_precision_computes_in_16_bits_and_returns_float32_logits(precisio
                                                                         compute_dtype):
     with precision_policy(precision):
         model = build_classifier(TINY, vocab_size=20, num_labels=3)
-        compile_classifier(model, TrainingConfig(), total_steps=10)
+        compile_classifier(model, TrainingConfig(learning_rate=1e-3), total_steps=10)
     assert tf.keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
     encoder = model.get_layer("bert_classifier")
     assert encoder.compute_dtype == compute_dtype.name

@@ -15,6 +15,7 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -71,15 +72,16 @@ def _versions(config: PipelineConfig) -> list[pathlib.Path]:
 
 
 def _latin1_sample(folder: pathlib.Path) -> list[str]:
-    """400 default rows as Latin-1, three of them with accented words; returns those texts."""
+    """400 default rows as Latin-1, twenty of them with accented words (enough to reach the
+    training split's vocabulary); returns those texts."""
     path = write_sample(folder, rows=400)
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))
-    for row in rows[1:4]:
+    for row in rows[1:21]:
         row[0] += ACCENTS
     with path.open("w", encoding="latin-1", newline="") as handle:
         csv.writer(handle).writerows(rows)
-    return [row[0] for row in rows[1:4]]
+    return [row[0] for row in rows[1:21]]
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +104,30 @@ def test_every_component_executes_and_the_model_is_blessed_and_pushed(first_run)
     assert versions[0].name.isdigit()  # <store>/<model_name>/<version>/, as TF Serving expects
 
 
-def test_a_latin1_file_reaches_the_examples_as_the_same_text_in_utf8(first_run):
+def _examples(config: PipelineConfig, component: str, split: str) -> list[tf.train.Example]:
+    [examples] = [artifact for artifact in _store(config).get_artifacts_by_type("Examples")
+                  if f"/{component}/" in artifact.uri]
+    records = tf.data.TFRecordDataset(glob.glob(f"{examples.uri}/Split-{split}/*.gz"),
+                                      compression_type="GZIP")
+    return [tf.train.Example.FromString(record.numpy()) for record in records]
+
+
+def test_a_latin1_file_reaches_the_examples_and_the_tokenizer_as_the_same_text(first_run):
     tmp_path, config, _ = first_run
     assert b"caf\xe9" in (tmp_path / "data" / "reviews.csv").read_bytes()
-    [examples] = [artifact for artifact in _store(config).get_artifacts_by_type(
-        "Examples") if "/CsvExampleGen/" in artifact.uri]
-    records = tf.data.TFRecordDataset(glob.glob(f"{examples.uri}/Split-*/*.gz"),
-                                      compression_type="GZIP")
-    texts = {tf.train.Example.FromString(record.numpy()).features.feature[
-        config.data.text_column].bytes_list.value[0] for record in records}
+    texts = {example.features.feature[config.data.text_column].bytes_list.value[0]
+             for example in _examples(config, "CsvExampleGen", "*")}
     accented = {text for text in texts if ACCENTS.encode("utf-8") in text}
-    assert len(texts) == 400 and len(accented) == 3
+    assert len(texts) == 400 and len(accented) == 20
+    # The tokenizer saw the words, not mojibake: each is one vocabulary entry, and the
+    # transformed training examples hold its id.
+    vocabulary = tft.TFTransformOutput(newest_artifact(config, "TransformGraph").uri
+                                       ).vocabulary_by_name(features.WORD_VOCABULARY)
+    word_ids = {word: vocabulary.index(word.encode("utf-8"))
+                for word in ("tr\u00e8s", "caf\u00e9", "na\u00efve", "fa\u00e7ade")}
+    transformed_ids = {token for example in _examples(config, "Transform", "train")
+                       for token in example.features.feature[features.INPUT_WORD_IDS].int64_list.value}
+    assert set(word_ids.values()) <= transformed_ids
 
 
 def test_the_pushed_version_is_signed_with_a_manifest_of_its_origin_and_files(first_run):

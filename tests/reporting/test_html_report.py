@@ -77,6 +77,9 @@ def test_a_shipped_runs_report_has_every_section_and_chart(shipped_report):
     # Every text check appears with its option, and the Evaluator's threshold that decided.
     assert all(check["option"] in text for check in facts.text_checks["checks"])
     assert "accuracy >= 0.6" in text and facts.blessed
+    # The training values with the rule behind each.
+    assert "80: set: training.train_steps" in text
+    assert "0.001: from-scratch default: training.learning_rate is unset" in text
     assert facts.pushed["signed"] is False and facts.pushed["destination"] in text
     assert {row.component for row in facts.components} >= {
         "CsvExampleGen", "TextChecks", "DataGate", "Transform", "Trainer", "Evaluator", "Pusher"}
