@@ -58,7 +58,7 @@ def test_components_get_only_the_config_sections_they_read():
     assert set(transform_config) == {"data", "model", "label_values", "checkpoint",
                                      "code_fingerprint"}
     assert transform_config["checkpoint"] is None
-    assert set(trainer_config) == set(transform_config) | {"training", "backup_root"}
+    assert set(trainer_config) == set(transform_config) | {"training", "plan", "backup_root"}
     assert transform_config["label_values"] == ["negative", "positive"]
     # Backups of an interrupted Trainer live under the pipeline root, outside any execution.
     assert trainer_config["backup_root"] == f"{PipelineConfig().pipeline_root}/trainer_backups"
