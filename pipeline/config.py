@@ -571,9 +571,10 @@ class PipelineConfig:
 
     def validate(self) -> None:
         """Rejects values no run could use, before any component starts."""
+        encoding_error = encoding_problem(self.data.encoding)
         checks = [
             (len(self.data.delimiter) == 1, "data.delimiter must be one character, e.g. ',' or '\\t'"),
-            *[(False, problem) for problem in filter(None, [encoding_problem(self.data.encoding)])],
+            (encoding_error is None, encoding_error),
             (len({self.data.text_column, self.data.text_pair_column or self.data.text_column,
                   self.data.label_column}) == (3 if self.data.text_pair_column else 2),
              "data.text_column, data.text_pair_column and data.label_column must differ"),
@@ -692,8 +693,9 @@ def _optional_of(field_type: Any) -> Any:
 
 def _coerce(field_type: Any, value: Any, key: str) -> Any:
     """Checks a value loaded from YAML/JSON against the field's declared type."""
-    if _optional_of(field_type) is not None:
-        return None if value is None else _coerce(_optional_of(field_type), value, key)
+    inner_type = _optional_of(field_type)
+    if inner_type is not None:
+        return None if value is None else _coerce(inner_type, value, key)
     if typing.get_origin(field_type) is list:
         if not isinstance(value, list):
             raise ConfigError(f"{key} must be a list")
@@ -711,9 +713,10 @@ def _coerce(field_type: Any, value: Any, key: str) -> Any:
 def _parse(field_type: Any, raw_value: str, key: str) -> Any:
     """Parses a command-line string into the field's type (lists are comma-separated; `auto`
     unsets an optional field)."""
-    if _optional_of(field_type) is not None:
+    inner_type = _optional_of(field_type)
+    if inner_type is not None:
         return None if raw_value.strip().lower() in ("auto", "") \
-            else _parse(_optional_of(field_type), raw_value, key)
+            else _parse(inner_type, raw_value, key)
     if typing.get_origin(field_type) is list:
         items = [item.strip() for item in raw_value.split(",") if item.strip()]
         item_type = typing.get_args(field_type)[0]
