@@ -61,9 +61,10 @@ def write_csv(path: pathlib.Path, rows: Rows, header: list[str] = HEADER,
         writer.writerows(rows)
 
 
-def write_span(folder: pathlib.Path, span: int, train: Rows, evaluation: Rows) -> list[str]:
-    write_csv(folder / f"span-{span}" / "train.csv", train)
-    write_csv(folder / f"span-{span}" / "eval.csv", evaluation)
+def write_span(folder: pathlib.Path, span: int, train: Rows, evaluation: Rows,
+               encoding: str = "utf-8") -> list[str]:
+    write_csv(folder / f"span-{span}" / "train.csv", train, encoding=encoding)
+    write_csv(folder / f"span-{span}" / "eval.csv", evaluation, encoding=encoding)
     return list(SPAN_OVERRIDES)
 
 
@@ -132,9 +133,9 @@ def _wrong_delimiter(folder: pathlib.Path, rows: Rows) -> list[str]:
 
 
 def _byte_order_mark(folder: pathlib.Path, rows: Rows) -> list[str]:
-    write_csv(folder / "reviews.csv", rows, encoding="utf-8-sig")
-    # Not a problem in the data: another model that is no better than the served one is fine.
-    return ["evaluation.max_accuracy_drop=1.0", "evaluation.min_accuracy=0"]
+    """Span 1, the good data that `gate_workspace` serves: its run is this case's test."""
+    split = len(rows) * 4 // 5
+    return write_span(folder, 1, rows[:split], rows[split:], encoding="utf-8-sig")
 
 
 def _column_named_twice(folder: pathlib.Path, rows: Rows) -> list[str]:

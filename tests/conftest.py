@@ -123,6 +123,8 @@ class GateWorkspace:
         self.receiver = receiver
         self.output_dir = root / "outputs"
         self.good_run_id = ""
+        self.good_version = None
+        self.good_notification: dict = {}
 
     def overrides(self, *extra: str) -> list[str]:
         return [f"output_dir={self.output_dir}", "training.train_steps=80", "training.epochs=2",
@@ -147,20 +149,24 @@ class GateWorkspace:
 
 @pytest.fixture(scope="session")
 def gate_workspace(tmp_path_factory) -> GateWorkspace:
-    """A served model from a good run on span 1 of 400 default rows (train 320, eval 80)."""
+    """A served model from a good run on span 1 of 400 default rows (train 320, eval 80), written
+    as Excel writes UTF-8: with a byte-order mark (the bad-input corpus's accepted case)."""
     # pylint: disable=import-outside-toplevel
     from pipeline.metadata import metadata_store_of, pipeline_runs
     from pipeline.config import PipelineConfig
-    from tests.bad_inputs import default_rows, write_span
+    from serving.store import ModelStore
+    from tests.bad_inputs import ACCEPTED, CASES, default_rows
     from tests.webhook_receiver import WebhookReceiver
 
     receiver = WebhookReceiver()
     workspace = GateWorkspace(tmp_path_factory.mktemp("gates"), receiver)
-    rows = default_rows(400)
-    span_overrides = write_span(workspace.root / "good", 1, rows[:320], rows[320:])
+    [byte_order_mark] = [case for case in CASES if case.gate == ACCEPTED]
+    span_overrides = byte_order_mark.write(workspace.root / "good", default_rows(400))
     code, stdout, stderr = workspace.run(workspace.root / "good", *span_overrides)
     assert code == 0, stdout + stderr
     config = PipelineConfig.load(None, workspace.overrides())
     workspace.good_run_id = pipeline_runs(metadata_store_of(config))[-1].name
+    workspace.good_version = ModelStore(config.serving_dir, config.model_name).serving_candidates()[0]
+    workspace.good_notification = receiver.payloads[-1]
     yield workspace
     receiver.close()
