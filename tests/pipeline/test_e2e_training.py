@@ -130,7 +130,10 @@ def _cli(workspace: pathlib.Path, *overrides: str) -> list[str]:
 
 
 def test_a_sigkilled_trainer_resumes_from_its_last_checkpoint(workspace):
-    settings = ("training.train_steps=1000", "training.checkpoint_every_steps=5",
+    """~2 min: two CLI runs (TFX imports in each); killed after ~15 of 300 steps, enough steps
+    that the kill lands while training."""
+    steps = 300
+    settings = (f"training.train_steps={steps}", "training.checkpoint_every_steps=5",
                 "training.keep_checkpoints=2", "training.log_every_steps=100")
     config = _config(workspace, *settings)
     backups = pathlib.Path(config.pipeline_root, "trainer_backups")
@@ -158,10 +161,10 @@ def test_a_sigkilled_trainer_resumes_from_its_last_checkpoint(workspace):
     resumed = re.search(r"resumed from the checkpoint at step (\d+)", run_log.read_text())
     assert resumed, "the rerun did not resume"
     resumed_step = int(resumed.group(1))
-    assert 0 < resumed_step < 1000
+    assert 0 < resumed_step < steps
     stats = json.loads(pathlib.Path(newest_artifact(config, "ModelRun").uri,
                                     TRAINING_STATS_FILE).read_text())
-    assert stats["train_steps"] == 1000 - resumed_step  # only the missing steps were trained
+    assert stats["train_steps"] == steps - resumed_step  # only the missing steps were trained
     assert not list(backups.glob("*/chief"))  # backups are dropped once the export exists
     pushed = re.search(r"pushed model: (\S+)", second.stdout).group(1)
     assert _predict(pushed)[features.PROBABILITIES].shape == (2, 2)
