@@ -31,7 +31,8 @@ from tfx import v1 as tfx
 from tfx.types import artifact, artifact_utils
 from tfx.types.experimental import simple_artifacts
 
-from modules.preprocessing import special_token_count, split_words, wordpiece_ids, wordpiece_tokenizer
+from modules.checkpoint_tokenizers import checkpoint_tokenizer
+from modules.preprocessing import Packing, split_words
 from pipeline.checkpoint import Checkpoint
 from pipeline.config import DataChecksConfig, section_from_dict
 
@@ -92,10 +93,13 @@ class SplitRows:
     labels: list[str]
 
 
+_TOKENIZER_NAMES = {"wordpiece": "WordPiece", "sentencepiece": "SentencePiece"}
+
+
 class TokenCounter:
     """Counts each example's tokens and [UNK] tokens as the Transform's `preprocessing_fn` would.
 
-    With a checkpoint: its WordPiece, through the same functions. From scratch: lower-cased words
+    With a checkpoint: its own tokenizer (WordPiece or SentencePiece), through the same ops. From scratch: lower-cased words
     against the vocabulary `tft.vocabulary` builds on the training split (words seen at least
     `min_word_frequency` times, the `max_vocab_size` most frequent).
     """
@@ -103,7 +107,8 @@ class TokenCounter:
     def __init__(self, checkpoint: Optional[Checkpoint], train: SplitRows, max_vocab_size: int,
                  min_word_frequency: int):
         self.checkpoint = checkpoint
-        self._tokenizer = wordpiece_tokenizer(checkpoint) if checkpoint else None
+        self._tokenizer = checkpoint_tokenizer(checkpoint) if checkpoint else None
+        self._packing = Packing.of(checkpoint)
         self._vocabulary: set[bytes] = set()
         if not checkpoint:
             counts = collections.Counter(
@@ -114,13 +119,17 @@ class TokenCounter:
             self._vocabulary = {word for _, word in sorted(frequent, reverse=True)[:max_vocab_size]}
 
     def describe(self) -> str:
-        return (f"the WordPiece of {self.checkpoint.path}" if self.checkpoint else
+        return (f"the {_TOKENIZER_NAMES[self.checkpoint.tokenizer]} of {self.checkpoint.path}"
+                if self.checkpoint else
                 f"words against the training split's vocabulary ({len(self._vocabulary)} words)")
+
+    def special_tokens(self, segment_count: int) -> int:
+        return self._packing.special_tokens(segment_count)
 
     def count(self, rows: SplitRows) -> tuple[np.ndarray, np.ndarray]:
         """Per example: all tokens of the packed row ([CLS]/[SEP] included, before truncation),
         and the [UNK] tokens among them."""
-        tokens = np.full(len(rows.labels), special_token_count(len(rows.texts)), dtype=np.int64)
+        tokens = np.full(len(rows.labels), self.special_tokens(len(rows.texts)), dtype=np.int64)
         unknown = np.zeros(len(rows.labels), dtype=np.int64)
         for column in rows.texts:
             start = 0
@@ -133,7 +142,7 @@ class TokenCounter:
 
     def _count_batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         if self.checkpoint:
-            [ids] = wordpiece_ids([tf.constant(texts)], self.checkpoint, self._tokenizer)
+            [ids] = self._tokenizer.ids([tf.constant(texts)])
             return (ids.row_lengths().numpy(),
                     tf.reduce_sum(tf.cast(ids == self.checkpoint.unk_id, tf.int64), axis=1).numpy())
         words = split_words(tf.constant(texts)).to_list()
@@ -175,7 +184,7 @@ def measure(splits: dict[str, SplitRows], counter: TokenCounter, max_seq_length:
         empty = [index for index in range(len(rows.labels))
                  if any(column[index] is None or not column[index].strip()
                         for column in rows.texts)]
-        text_tokens = int(tokens.sum()) - special_token_count(len(rows.texts)) * len(tokens)
+        text_tokens = int(tokens.sum()) - counter.special_tokens(len(rows.texts)) * len(tokens)
         report["splits"][split] = {
             "examples": len(rows.labels),
             "empty_texts": len(empty),

@@ -1,6 +1,7 @@
 """TokenizerParity: proves the transform graph tokenizes like the checkpoint's own tokenizer.
 
-The served model tokenizes in the TF graph (WordPiece from `tensorflow_text`), while the checkpoint
+The served model tokenizes in the TF graph (WordPiece or SentencePiece from `tensorflow_text`,
+`modules.checkpoint_tokenizers`), while the checkpoint
 was pretrained on ids from its Hugging Face tokenizer. Any difference (accents, punctuation,
 truncation of pairs) silently shifts what the model sees. This component runs both on a split of
 real examples, writes the share of examples whose ids, mask and segment ids are identical plus
@@ -166,6 +167,6 @@ def TokenizerParity(  # pylint: disable=invalid-name
             for mismatch in result.mismatches[:3])
         raise TokenizerParityError(
             f"tokenizer parity too low: {result.summary()}. First mismatches:\n{listed}\n"
-            "The in-graph WordPiece does not reproduce this checkpoint's tokenizer: check that "
-            "the checkpoint's vocab.txt and tokenizer files belong together (the log lists up to "
-            f"{_MAX_LISTED} mismatches)")
+            "The in-graph tokenizer does not reproduce this checkpoint's tokenizer: check that "
+            "the checkpoint's vocab.txt or .model and its tokenizer files belong together (the "
+            f"log lists up to {_MAX_LISTED} mismatches)")

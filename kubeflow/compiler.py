@@ -79,9 +79,10 @@ def image_checkpoint(checkpoint: Checkpoint) -> Checkpoint:
     """The checkpoint as the image holds it: the Dockerfile copies checkpoints/ with the project."""
     in_image = image_path(checkpoint.path, "model.pretrained",
                           "copy the checkpoint under checkpoints/ (see `make pretrained`)")
-    vocab = pathlib.Path(checkpoint.vocab_path).resolve().relative_to(
+    tokenizer_file = pathlib.Path(checkpoint.tokenizer_file).resolve().relative_to(
         pathlib.Path(checkpoint.path).resolve())
-    return dataclasses.replace(checkpoint, path=str(in_image), vocab_path=str(in_image / vocab))
+    return dataclasses.replace(checkpoint, path=str(in_image),
+                               tokenizer_file=str(in_image / tokenizer_file))
 
 
 def compile_pipeline(config: PipelineConfig, output_path: Optional[str] = None) -> str:

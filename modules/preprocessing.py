@@ -3,19 +3,21 @@
 Everything here becomes part of the transform graph that the Trainer embeds in the exported
 model, so serving applies exactly these steps to raw text: no Python tokenizer exists at serving.
 Two tokenizers share one packing step:
-  * pretrained: the checkpoint's WordPiece (`tensorflow_text`), its `vocab.txt` an asset of the graph;
+  * pretrained: the checkpoint's own (`modules.checkpoint_tokenizers`: WordPiece over its
+    `vocab.txt`, an asset of the graph, or SentencePiece over its `.model`);
   * from scratch: lower-cased words and a TFT vocabulary computed on the training split.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 import tensorflow_transform as tft
 
 from modules import features
+from modules.checkpoint_tokenizers import checkpoint_tokenizer
 from pipeline.checkpoint import Checkpoint
 from pipeline.config import DataConfig, ModelConfig, section_from_dict
 
@@ -38,17 +40,16 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     texts = [_as_string_vector(inputs[column]) for column in data.text_columns]
     if custom_config.get("checkpoint"):
         checkpoint = Checkpoint.from_dict(custom_config["checkpoint"])
-        # Created outside the traced function and tracked, so its vocabulary table is initialised
-        # once per loaded graph, not on every batch, and `vocab.txt` becomes an asset of the
+        # Created outside the traced function and tracked, so its tables are initialised once
+        # per loaded graph, not on every batch, and `vocab.txt` becomes an asset of the
         # transform graph (the served model carries it).
-        tokenizer = tft.make_and_track_object(lambda: wordpiece_tokenizer(checkpoint),
-                                              name="wordpiece_tokenizer")
-        segments = wordpiece_ids(texts, checkpoint, tokenizer)
-        special_ids = SpecialIds(checkpoint.cls_id, checkpoint.sep_id, checkpoint.pad_id)
+        tokenizer = tft.make_and_track_object(lambda: checkpoint_tokenizer(checkpoint),
+                                              name=f"{checkpoint.tokenizer}_tokenizer")
+        segments = tokenizer.ids(texts)
     else:
+        checkpoint = None
         segments = word_ids(texts, model.max_vocab_size, model.min_word_frequency)
-        special_ids = SpecialIds(features.CLS_ID, features.SEP_ID, features.PAD_ID)
-    outputs = pack_segments(segments, model.max_seq_length, special_ids)
+    outputs = pack_segments(segments, model.max_seq_length, Packing.of(checkpoint))
 
     labels = tf.strings.strip(_as_string_vector(inputs[data.label_column]))
     # The label values are reserved tokens, so ids follow their configured order and stay stable
@@ -61,38 +62,27 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     return outputs
 
 
-class SpecialIds(NamedTuple):
-    """The [CLS], [SEP] and [PAD] ids of the vocabulary in use."""
+class Packing(NamedTuple):
+    """How a row is packed: its special ids, the separators between a pair's texts (2 in
+    RoBERTa's <s> a </s></s> b </s>) and the token type of the second text."""
 
     cls_id: int
     sep_id: int
     pad_id: int
+    pair_separators: int = 1
+    pair_token_type: int = 1
 
+    @classmethod
+    def of(cls, checkpoint: Optional[Checkpoint]) -> "Packing":
+        """The checkpoint's packing, or the from-scratch vocabulary's (None)."""
+        if checkpoint is None:
+            return cls(features.CLS_ID, features.SEP_ID, features.PAD_ID)
+        return cls(checkpoint.cls_id, checkpoint.sep_id, checkpoint.pad_id,
+                   checkpoint.pair_separators, checkpoint.pair_token_type)
 
-def wordpiece_tokenizer(checkpoint: Checkpoint) -> tf_text.BertTokenizer:
-    """The checkpoint's WordPiece over its `vocab.txt`; `wordpiece_ids` does the case folding."""
-    return tf_text.BertTokenizer(vocab_lookup_table=checkpoint.vocab_path, token_out_type=tf.int64,
-                                 unknown_token=checkpoint.unk_token, lower_case=False)
-
-
-def wordpiece_ids(texts: Sequence[tf.Tensor], checkpoint: Checkpoint,
-                  tokenizer: tf_text.BertTokenizer) -> list[tf.RaggedTensor]:
-    """WordPiece ids of each [batch] text column, as the checkpoint's own tokenizer makes them.
-
-    Lower-casing and accent stripping follow the checkpoint's tokenizer config (Hugging Face's
-    BERT tokenizer strips accents whenever it lower-cases unless `strip_accents` says otherwise).
-    """
-    segments = []
-    for text in texts:
-        # As Hugging Face's `_clean_text`: drop control and format characters and U+FFFD.
-        text = tf.strings.regex_replace(text, r"[^\P{C}\t\n\r]|\x{FFFD}", "")
-        if checkpoint.lower_case:
-            text = tf_text.case_fold_utf8(text)
-        if checkpoint.strip_accents:
-            text = tf.strings.regex_replace(tf_text.normalize_utf8(text, "NFD"), r"\p{Mn}", "")
-        # [batch, words, word pieces] -> [batch, word pieces]
-        segments.append(tokenizer.tokenize(text).merge_dims(-2, -1))
-    return segments
+    def special_tokens(self, segment_count: int) -> int:
+        """The tokens a row holds besides its texts' own: [CLS], then the separators."""
+        return 1 + 1 + (segment_count - 1) * self.pair_separators
 
 
 def word_ids(texts: Sequence[tf.Tensor], max_vocab_size: int,
@@ -110,24 +100,24 @@ def word_ids(texts: Sequence[tf.Tensor], max_vocab_size: int,
             for column in words]
 
 
-def special_token_count(segment_count: int) -> int:
-    """[CLS] plus one [SEP] per segment: the tokens a row holds besides its texts' own."""
-    return 1 + segment_count
-
-
 def pack_segments(segments: Sequence[tf.RaggedTensor], max_seq_length: int,
-                  special_ids: SpecialIds) -> dict[str, tf.Tensor]:
+                  packing: Packing) -> dict[str, tf.Tensor]:
     """Builds [CLS] a [SEP] (b [SEP]) rows of `max_seq_length` with mask and segment ids."""
-    budget = max_seq_length - special_token_count(len(segments))
+    budget = max_seq_length - packing.special_tokens(len(segments))
     kept = _longest_first_lengths([segment.row_lengths() for segment in segments], budget)
     trimmed = [tf.ragged.boolean_mask(segment, tf.ragged.range(segment.row_lengths()) <
                                       tf.expand_dims(keep, 1))
                for segment, keep in zip(segments, kept)]
+    if len(trimmed) == 2 and packing.pair_separators == 2:
+        # RoBERTa's pair: the second text opens with one more separator.
+        opening = tf.fill([trimmed[1].nrows(), 1], tf.cast(packing.sep_id, trimmed[1].dtype))
+        trimmed[1] = tf.concat([tf.RaggedTensor.from_tensor(opening), trimmed[1]], axis=1)
     token_ids, segment_ids = tf_text.combine_segments(
-        trimmed, start_of_sequence_id=special_ids.cls_id, end_of_segment_id=special_ids.sep_id)
+        trimmed, start_of_sequence_id=packing.cls_id, end_of_segment_id=packing.sep_id)
     input_word_ids, input_mask = tf_text.pad_model_inputs(
-        token_ids, max_seq_length=max_seq_length, pad_value=special_ids.pad_id)
-    segment_ids, _ = tf_text.pad_model_inputs(segment_ids, max_seq_length=max_seq_length)
+        token_ids, max_seq_length=max_seq_length, pad_value=packing.pad_id)
+    segment_ids, _ = tf_text.pad_model_inputs(segment_ids * packing.pair_token_type,
+                                              max_seq_length=max_seq_length)
     return {
         features.INPUT_WORD_IDS: input_word_ids,
         features.INPUT_MASK: input_mask,

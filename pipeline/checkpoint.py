@@ -1,9 +1,10 @@
 """Finds and checks a pretrained checkpoint before any component runs.
 
-A checkpoint without `vocab.txt`, with an architecture `transformers` cannot put a TensorFlow
-classification head on, or missing from an offline machine would otherwise fail deep inside
-Transform or the Trainer. This check fails in seconds with one message, and hands the components
-a local folder plus the tokenizer settings the in-graph WordPiece must copy.
+A checkpoint whose tokenizer the graph cannot reproduce, with an architecture `transformers`
+cannot put a TensorFlow classification head on, or missing from an offline machine would
+otherwise fail deep inside Transform or the Trainer. This check fails in seconds with one message,
+and hands the components a local folder plus the tokenizer settings the in-graph tokenizer
+(WordPiece over `vocab.txt`, or SentencePiece over the checkpoint's `.model`) must copy.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ class Checkpoint:
 
     path: str
     model_type: str
-    vocab_path: str
+    # "wordpiece" (tokenizer_file is vocab.txt) or "sentencepiece" (the checkpoint's .model).
+    tokenizer: str
+    tokenizer_file: str
     lower_case: bool
     strip_accents: bool
     cls_token: str
@@ -42,6 +45,15 @@ class Checkpoint:
     pad_id: int
     unk_id: int
     vocab_size: int
+    # Separators between the texts of a pair: 1 for [CLS] a [SEP] b [SEP], 2 for RoBERTa's
+    # <s> a </s></s> b </s>; and the token type of the second text (0 where a model has none).
+    pair_separators: int
+    pair_token_type: int
+    # SentencePiece only: the Hugging Face normalizer's steps the graph applies before the
+    # model's own normalization (`SENTENCEPIECE_STEPS`), and whether a trailing space is a piece
+    # of its own (ALBERT's tokenizer keeps it; the others strip it).
+    normalizer_steps: tuple[str, ...]
+    trailing_space_piece: bool
     # The sentence pooling a sentence-transformers checkpoint declares (1_Pooling/config.json):
     # "mean" or "cls"; empty when it declares none.
     declared_pooling: str
@@ -53,15 +65,16 @@ class Checkpoint:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "Checkpoint":
-        return cls(**values)
+        return cls(**{**values, "normalizer_steps": tuple(values["normalizer_steps"])})
 
 
 def resolve_checkpoint(name: str, max_seq_length: int) -> Checkpoint:
     """Resolves `name` (a folder or a hub id in the local cache) and checks it can be fine-tuned.
 
     Raises:
-      CheckpointError: not available locally, no `vocab.txt`, no TF-loadable weights, an
-        architecture without TF sequence classification, or special tokens missing from the vocab.
+      CheckpointError: not available locally, no TF-loadable weights, an architecture without
+        TF sequence classification, too few positions, or a tokenizer the graph cannot
+        reproduce (neither `vocab.txt` nor a SentencePiece `.model`, special tokens missing).
     """
     path = _local_folder(name)
     config = _read_json(path / "config.json", name)
@@ -71,25 +84,43 @@ def resolve_checkpoint(name: str, max_seq_length: int) -> Checkpoint:
         raise CheckpointError(
             f"checkpoint {name} has architecture {model_type!r}, which transformers cannot load as "
             f"a TensorFlow sequence classifier; use one of: {', '.join(sorted(supported))}")
-    vocab_path = path / VOCAB_FILE
-    if not vocab_path.is_file():
-        found = _other_tokenizer(path)
-        raise CheckpointError(
-            f"checkpoint {name} has no {VOCAB_FILE}"
-            + (f" but {found}, which the graph cannot reproduce yet (byte-level BPE and "
-               "SentencePiece are not supported)" if found else "")
-            + ": the in-graph tokenizer is WordPiece and needs it; use a BERT-family checkpoint "
-            "(BERT, MiniLM, DistilBERT, ELECTRA)")
     weights = [path / file for file in _WEIGHT_FILES if (path / file).is_file()]
     if not weights:
         raise CheckpointError(
             f"checkpoint {name} has neither {' nor '.join(_WEIGHT_FILES)}: save it with "
             "save_pretrained(..., safe_serialization=True) (PyTorch .bin files need torch)")
-    if config.get("max_position_embeddings", max_seq_length) < max_seq_length:
+    # RoBERTa's family numbers positions from pad_token_id + 1: two fewer are usable.
+    positions = config.get("max_position_embeddings", max_seq_length) - (
+        config.get("pad_token_id", 1) + 1 if model_type in _OFFSET_POSITIONS else 0)
+    if positions < max_seq_length:
         raise CheckpointError(
-            f"model.max_seq_length {max_seq_length} exceeds the checkpoint's "
-            f"max_position_embeddings {config['max_position_embeddings']}: lower it")
+            f"model.max_seq_length {max_seq_length} exceeds the {positions} positions of the "
+            "checkpoint (its max_position_embeddings): lower it")
 
+    if (path / VOCAB_FILE).is_file():
+        tokenizer = _wordpiece(path, name)
+    elif sorted(path.glob("*.model")):
+        tokenizer = _sentencepiece(path, name)
+    else:
+        found = _other_tokenizer(path)
+        raise CheckpointError(
+            f"checkpoint {name} has no {VOCAB_FILE} or SentencePiece .model"
+            + (f" but {found}, which the graph cannot reproduce yet (byte-level BPE is not "
+               "supported)" if found else "")
+            + ": the in-graph tokenizers are WordPiece and SentencePiece; use a BERT-family "
+            "(BERT, MiniLM, DistilBERT, ELECTRA) or SentencePiece (ALBERT, XLM-RoBERTa, "
+            "DeBERTa-v2/v3, CamemBERT) checkpoint")
+    return Checkpoint(
+        path=str(path), model_type=model_type, declared_pooling=_declared_pooling(path),
+        fingerprint=_fingerprint([path / "config.json", pathlib.Path(tokenizer["tokenizer_file"]),
+                                  *weights, path / "tokenizer_config.json",
+                                  path / "tokenizer.json"]),
+        **tokenizer)
+
+
+def _wordpiece(path: pathlib.Path, name: str) -> dict[str, Any]:
+    """The WordPiece settings: vocab.txt, its special ids and BERT's case and accent rules."""
+    vocab_path = path / VOCAB_FILE
     tokenizer_config = _read_optional_json(path / "tokenizer_config.json")
     special_tokens = {**_read_optional_json(path / "special_tokens_map.json"), **tokenizer_config}
     tokens = {role: _token_text(special_tokens.get(f"{role}_token", default))
@@ -104,16 +135,102 @@ def resolve_checkpoint(name: str, max_seq_length: int) -> Checkpoint:
     # Hugging Face's BERT tokenizer strips accents whenever it lower-cases, unless told otherwise.
     lower_case = bool(tokenizer_config.get("do_lower_case", True))
     strip_accents = tokenizer_config.get("strip_accents")
-    return Checkpoint(
-        path=str(path), model_type=model_type, vocab_path=str(vocab_path),
-        lower_case=lower_case,
+    return dict(
+        tokenizer="wordpiece", tokenizer_file=str(vocab_path), lower_case=lower_case,
         strip_accents=lower_case if strip_accents is None else bool(strip_accents),
         cls_token=tokens["cls"], sep_token=tokens["sep"], pad_token=tokens["pad"],
         unk_token=tokens["unk"], cls_id=ids[tokens["cls"]], sep_id=ids[tokens["sep"]],
         pad_id=ids[tokens["pad"]], unk_id=ids[tokens["unk"]], vocab_size=len(vocabulary),
-        declared_pooling=_declared_pooling(path),
-        fingerprint=_fingerprint([path / "config.json", vocab_path, *weights,
-                                  path / "tokenizer_config.json"]))
+        pair_separators=1, pair_token_type=1, normalizer_steps=(), trailing_space_piece=False)
+
+
+# Steps of a SentencePiece checkpoint's Hugging Face normalizer that the graph reproduces.
+# "Precompiled" (the model's own character map) and the whitespace steps are the SentencePiece
+# op's; the others run before it, in the normalizer's order.
+SENTENCEPIECE_STEPS = ("quotes", "nfkd", "strip_accents", "lowercase")
+
+
+def _sentencepiece(path: pathlib.Path, name: str) -> dict[str, Any]:
+    """The SentencePiece settings, read from the checkpoint's own Hugging Face tokenizer.
+
+    The reference for parity is what `AutoTokenizer` loads, so its normalizer (from
+    tokenizer.json, or converted from the .model file) decides the steps, and its special-token
+    template decides the pair format; a step the graph does not reproduce is refused here.
+    """
+    tokenizer = _auto_tokenizer(path, name)
+    model_file = pathlib.Path(getattr(tokenizer, "vocab_file", "") or "")
+    if not model_file.is_file():
+        [model_file, *_] = sorted(path.glob("*.model"))
+    steps, trailing_space_piece = _normalizer_steps(tokenizer, name)
+    template = tokenizer.build_inputs_with_special_tokens([-1], [-2])
+    types = tokenizer.create_token_type_ids_from_sequences([-1], [-2])
+    ids = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id,
+           tokenizer.unk_token_id)
+    if None in ids:
+        raise CheckpointError(f"checkpoint {name}'s tokenizer lacks a [CLS], [SEP], [PAD] or [UNK] "
+                              "token (its tokenizer files are incomplete)")
+    cls_id, sep_id, _, _ = ids
+    separators = template.index(-2) - template.index(-1) - 1
+    if (template[:2] != [cls_id, -1] or template[-1] != sep_id or separators not in (1, 2)
+            or template[2:2 + separators] != [sep_id] * separators):
+        raise CheckpointError(
+            f"checkpoint {name}'s tokenizer packs a pair as {template} (-1, -2: the texts), "
+            "which the graph does not reproduce: [CLS] a [SEP] b [SEP] or <s> a </s></s> b </s>")
+    return dict(
+        tokenizer="sentencepiece", tokenizer_file=str(model_file),
+        lower_case="lowercase" in steps, strip_accents="strip_accents" in steps,
+        cls_token=tokenizer.cls_token, sep_token=tokenizer.sep_token,
+        pad_token=tokenizer.pad_token, unk_token=tokenizer.unk_token,
+        cls_id=cls_id, sep_id=sep_id, pad_id=ids[2], unk_id=ids[3], vocab_size=len(tokenizer),
+        pair_separators=separators, pair_token_type=types[-1], normalizer_steps=steps,
+        trailing_space_piece=trailing_space_piece)
+
+
+def _auto_tokenizer(path: pathlib.Path, name: str) -> Any:
+    from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError, ImportError) as error:
+        raise CheckpointError(f"checkpoint {name}'s tokenizer does not load with transformers' "
+                              f"AutoTokenizer ({error})") from error
+    if not tokenizer.is_fast:
+        raise CheckpointError(f"checkpoint {name}'s tokenizer loads only as the slow "
+                              f"{type(tokenizer).__name__}: add its tokenizer.json")
+    return tokenizer
+
+
+def _normalizer_steps(tokenizer: Any, name: str) -> tuple[tuple[str, ...], bool]:
+    """The graph steps of a fast tokenizer's normalizer, and whether it keeps a trailing space.
+
+    Converters write one of two shapes: [Precompiled, Strip, Replace(" {2,}")] (XLM-R,
+    DeBERTa-v2, CamemBERT: the SentencePiece op's own whitespace trimming) or ALBERT's
+    [Replace(``), Replace(''), NFKD, StripAccents, Lowercase, Precompiled, Replace(" {2,}")].
+    """
+    normalizer = json.loads(tokenizer.backend_tokenizer.to_str()).get("normalizer") or {}
+    listed = normalizer.get("normalizers", [normalizer] if normalizer else [])
+    steps, strips = [], False
+    for step in listed:
+        kind = step.get("type")
+        pattern = (step.get("pattern") or {})
+        if kind == "Replace" and pattern.get("String") in ("``", "''") and step["content"] == '"':
+            if "quotes" not in steps:
+                steps.append("quotes")
+        elif kind == "NFKD":
+            steps.append("nfkd")
+        elif kind == "StripAccents":
+            steps.append("strip_accents")
+        elif kind == "Lowercase":
+            steps.append("lowercase")
+        elif kind == "Strip" and step.get("strip_right"):
+            strips = True
+        elif not (kind == "Precompiled"
+                  or (kind == "Replace" and pattern.get("Regex") == " {2,}")):
+            raise CheckpointError(
+                f"checkpoint {name}'s tokenizer normalizes text with {json.dumps(step)[:120]}, "
+                f"which the graph does not reproduce (it does {', '.join(SENTENCEPIECE_STEPS)} "
+                "and the SentencePiece model's own normalization)")
+    return tuple(steps), not strips
 
 
 def _declared_pooling(path: pathlib.Path) -> str:
@@ -143,24 +260,22 @@ def _local_folder(name: str) -> pathlib.Path:
             raise CheckpointError(_not_local_message(name)) from cached_error
     try:
         return pathlib.Path(snapshot_download(name, allow_patterns=[
-            "*.json", VOCAB_FILE, *_WEIGHT_FILES]))
+            "*.json", VOCAB_FILE, "*.model", *_WEIGHT_FILES]))
     except Exception as error:  # pylint: disable=broad-except
         raise CheckpointError(_not_local_message(name)) from error
 
 
+# Model types whose position ids start after pad_token_id (RoBERTa's family).
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "xlm-roberta-xl")
 # Hugging Face tokenizer classes that are WordPiece over vocab.txt (what the graph reproduces).
 _WORDPIECE_CLASSES = ("BertTokenizer", "DistilBertTokenizer", "ElectraTokenizer",
                       "MobileBertTokenizer", "SqueezeBertTokenizer")
 
 
 def _other_tokenizer(path: pathlib.Path) -> str:
-    """What tokenizer a checkpoint without vocab.txt has, in words ('' when none is found)."""
+    """What tokenizer a checkpoint without vocab.txt or .model has, in words ('' when none)."""
     if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
         return "a byte-level BPE tokenizer (vocab.json + merges.txt, as RoBERTa's)"
-    models = sorted(model.name for model in path.glob("*.model"))
-    if models:
-        return (f"a SentencePiece tokenizer ({', '.join(models)}, as ALBERT's, XLM-RoBERTa's or "
-                "DeBERTa-v3's)")
     if (path / "tokenizer.json").is_file():
         kind = (_read_json(path / "tokenizer.json", str(path)).get("model") or {}).get("type", "")
         if kind and kind != "WordPiece":

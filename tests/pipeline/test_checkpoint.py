@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.checkpoint import CheckpointError, resolve_checkpoint
 from pipeline.cli import EXIT_BAD_INPUT
+from tests.checkpoint_families import build_checkpoint
 from tests.conftest import REPO_ROOT, checkpoint_copy, write_sample
 
 
@@ -51,8 +52,6 @@ def test_a_checkpoint_without_vocab_txt_is_refused(offline_checkpoint, tmp_path)
 @pytest.mark.parametrize("files, found", [
     ({"vocab.json": "{}", "merges.txt": "#version: 0.2\n"}, r"but a byte-level BPE tokenizer "
      r"\(vocab.json \+ merges.txt, as RoBERTa's\)"),
-    ({"spiece.model": ""}, r"but a SentencePiece tokenizer \(spiece.model, as ALBERT's, "
-     r"XLM-RoBERTa's or DeBERTa-v3's\)"),
     ({"tokenizer.json": '{"model": {"type": "Unigram"}}'}, r"but a Unigram tokenizer "
      r"\(tokenizer.json\)"),
     ({"tokenizer_config.json": '{"tokenizer_class": "DebertaV2Tokenizer"}'},
@@ -69,6 +68,27 @@ def test_a_tokenizer_the_graph_cannot_reproduce_is_named(offline_checkpoint, tmp
         resolve_checkpoint(str(copy), max_seq_length=64)
 
 
+def test_a_sentencepiece_model_that_does_not_load_is_named(offline_checkpoint, tmp_path):
+    copy = checkpoint_copy(offline_checkpoint, tmp_path / "copy")
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        (copy / name).unlink(missing_ok=True)
+    (copy / "spiece.model").write_bytes(b"not a model")
+    (copy / "tokenizer_config.json").write_text('{"tokenizer_class": "AlbertTokenizer"}')
+    with pytest.raises(CheckpointError, match="tokenizer does not load with transformers' "
+                                              "AutoTokenizer"):
+        resolve_checkpoint(str(copy), max_seq_length=64)
+
+
+def test_a_normalizer_step_the_graph_does_not_reproduce_is_refused(tmp_path):
+    folder = build_checkpoint("deberta-v2", tmp_path / "deberta")
+    tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer["normalizer"]["normalizers"].append({"type": "NFC"})
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    with pytest.raises(CheckpointError, match=r'normalizes text with \{"type": "NFC"\}, which '
+                                              r"the graph does not reproduce"):
+        resolve_checkpoint(str(folder), max_seq_length=64)
+
+
 def test_an_architecture_without_tf_sequence_classification_is_refused(offline_checkpoint,
                                                                        tmp_path):
     copy = checkpoint_copy(offline_checkpoint, tmp_path / "copy")
@@ -79,7 +99,7 @@ def test_an_architecture_without_tf_sequence_classification_is_refused(offline_c
 
 
 def test_max_seq_length_beyond_the_position_embeddings_is_refused(offline_checkpoint):
-    with pytest.raises(CheckpointError, match="max_position_embeddings 512"):
+    with pytest.raises(CheckpointError, match="exceeds the 512 positions of the checkpoint"):
         resolve_checkpoint(str(offline_checkpoint), max_seq_length=1024)
 
 
@@ -100,6 +120,8 @@ def test_cli_stops_on_a_bad_checkpoint_before_any_component(offline_checkpoint, 
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert finished.returncode == EXIT_BAD_INPUT
     assert finished.stderr.strip().splitlines() == [
-        f"error: checkpoint {copy} has no vocab.txt: the in-graph tokenizer is WordPiece and "
-        "needs it; use a BERT-family checkpoint (BERT, MiniLM, DistilBERT, ELECTRA)"]
+        f"error: checkpoint {copy} has no vocab.txt or SentencePiece .model: the in-graph "
+        "tokenizers are WordPiece and SentencePiece; use a BERT-family (BERT, MiniLM, "
+        "DistilBERT, ELECTRA) or SentencePiece (ALBERT, XLM-RoBERTa, DeBERTa-v2/v3, CamemBERT) "
+        "checkpoint"]
     assert not (tmp_path / "outputs").exists()

@@ -1,0 +1,90 @@
+"""Tiny checkpoints of the SentencePiece families, made offline as a user would download them.
+
+Only one pretrained checkpoint exists on these machines (MiniLM, WordPiece), so the tests and
+`benchmarks/tokenizer_parity.py` build the others: a SentencePiece model trained on the default
+data with the `sentencepiece` library, the family's Hugging Face tokenizer over it, a randomly
+initialised TF model of the architecture (2 layers of 32), all saved with `save_pretrained`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import pathlib
+from typing import Any, Callable
+
+from tests.conftest import DEFAULT_DATA
+
+SEQUENCE_LENGTH = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    model_type: str
+    model_file: str
+    # Special pieces as the family's released SentencePiece models place them.
+    trainer_options: dict[str, Any]
+    classes: Callable[[], tuple[Any, Any, Any]]  # (tokenizer, config, TF classifier)
+
+
+def _transformers(*names: str) -> Callable[[], tuple[Any, ...]]:
+    def classes():
+        import transformers  # pylint: disable=import-outside-toplevel
+
+        return tuple(getattr(transformers, name) for name in names)
+    return classes
+
+
+FAMILIES = {
+    "xlm-roberta": Family("xlm-roberta", "sentencepiece.bpe.model", {}, _transformers(
+        "XLMRobertaTokenizer", "XLMRobertaConfig", "TFXLMRobertaForSequenceClassification")),
+    "albert": Family("albert", "spiece.model", dict(
+        pad_id=0, unk_id=1, bos_id=2, eos_id=3, control_symbols=["[CLS]", "[SEP]", "[MASK]"]),
+        _transformers("AlbertTokenizer", "AlbertConfig", "TFAlbertForSequenceClassification")),
+    "deberta-v2": Family("deberta-v2", "spm.model", dict(
+        pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]", bos_piece="[CLS]",
+        eos_piece="[SEP]", unk_piece="[UNK]"),
+        _transformers("DebertaV2Tokenizer", "DebertaV2Config",
+                      "TFDebertaV2ForSequenceClassification")),
+}
+
+
+def default_texts() -> list[str]:
+    with DEFAULT_DATA.open(encoding="utf-8", newline="") as handle:
+        return [row["text"] for row in csv.DictReader(handle)]
+
+
+def build_checkpoint(family_name: str, folder: pathlib.Path, vocab_size: int = 1000,
+                     num_labels: int = 2) -> pathlib.Path:
+    """Writes a tiny `family_name` checkpoint into `folder` and returns it."""
+    # pylint: disable=import-outside-toplevel
+    import sentencepiece
+    from transformers import AutoTokenizer
+
+    family = FAMILIES[family_name]
+    tokenizer_class, config_class, model_class = family.classes()
+    folder.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(default_texts()), model_writer=model, vocab_size=vocab_size,
+        model_type="unigram", character_coverage=0.9995, hard_vocab_limit=False, minloglevel=2,
+        **family.trainer_options)
+    (folder / family.model_file).write_bytes(model.getvalue())
+    tokenizer_class(vocab_file=str(folder / family.model_file)).save_pretrained(folder)
+    # As downloaded from the hub: with the fast tokenizer's tokenizer.json too.
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    # RoBERTa's family numbers positions after the padding id.
+    positions = SEQUENCE_LENGTH + (tokenizer.pad_token_id + 1
+                                   if family_name == "xlm-roberta" else 0)
+    config = config_class(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=positions, num_labels=num_labels,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id, **({"embedding_size": 32}
+                                                if family_name == "albert" else {}))
+    classifier = model_class(config)
+    classifier(classifier.dummy_inputs)
+    classifier.save_pretrained(folder)
+    return folder

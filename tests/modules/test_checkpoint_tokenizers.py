@@ -1,0 +1,127 @@
+"""The in-graph SentencePiece tokenizer against each family's own Hugging Face tokenizer.
+
+Tiny XLM-RoBERTa, ALBERT and DeBERTa-v2 checkpoints are built offline (`tests.checkpoint_families`):
+ids of every default-data text and of the hard cases, packed pairs with truncation, the [UNK]
+count TextChecks makes, and the transform graph's tokenizer saved and reloaded. SST-2 dev parity
+is measured by `benchmarks/tokenizer_parity.py`.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+from transformers import AutoTokenizer
+
+from components.text_checks import SplitRows, TokenCounter
+from modules import features
+from modules.checkpoint_tokenizers import checkpoint_tokenizer
+from modules.preprocessing import Packing, pack_segments
+from pipeline.checkpoint import resolve_checkpoint
+from pipeline.config import DataConfig, ModelConfig
+from tests.checkpoint_families import FAMILIES, build_checkpoint, default_texts
+from tests.conftest import analyze_and_transform
+
+HARD_CASES = [
+    "Café crème, naïve façade à l'œil",  # accents
+    "東京の夜景は素晴らしい",  # CJK, not in the SentencePiece models' training text
+    "Love it 🎉🎉 👍🏽",  # emoji and a skin-tone modifier
+    "ctrl\x07char\u200bzero\ufeffwidth",  # control and format characters
+    "runs   of\t\tspaces\n\nand lines",
+    "  leading and trailing  ",
+    "   ",
+    "",
+    "``quoted'' and \"quoted\"",
+    "İstanbul ΣΑΣ straße ﬁ ①",  # case folding and compatibility forms
+    "9, 10, 11, the end.",
+]
+MAX_SEQ_LENGTH = 24
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def family(request, tmp_path_factory):
+    """(family name, checkpoint folder, resolved Checkpoint, Hugging Face tokenizer)."""
+    folder = build_checkpoint(request.param, tmp_path_factory.mktemp(request.param))
+    return (request.param, folder, resolve_checkpoint(str(folder), MAX_SEQ_LENGTH),
+            AutoTokenizer.from_pretrained(folder))
+
+
+def test_the_checkpoint_check_reads_each_familys_format(family):
+    name, _, checkpoint, reference = family
+    assert checkpoint.tokenizer == "sentencepiece"
+    assert checkpoint.tokenizer_file.endswith(FAMILIES[name].model_file)
+    assert (checkpoint.cls_id, checkpoint.sep_id, checkpoint.pad_id, checkpoint.unk_id) == (
+        reference.cls_token_id, reference.sep_token_id, reference.pad_token_id,
+        reference.unk_token_id)
+    # XLM-R: <s> a </s></s> b </s> without token types; the others [CLS] a [SEP] b [SEP].
+    assert (checkpoint.pair_separators, checkpoint.pair_token_type) == (
+        (2, 0) if name == "xlm-roberta" else (1, 1))
+    assert checkpoint.lower_case == (name == "albert") == checkpoint.trailing_space_piece
+
+
+@pytest.mark.parametrize("texts", ["default data", "hard cases"])
+def test_graph_ids_equal_the_hugging_face_tokenizer(family, texts):
+    _, _, checkpoint, reference = family
+    data = default_texts() if texts == "default data" else HARD_CASES
+    [ids] = checkpoint_tokenizer(checkpoint).ids([tf.constant(data)])
+    mismatches = [(text, reference.convert_ids_to_tokens(got),
+                   reference.convert_ids_to_tokens(want))
+                  for text, got, want in zip(
+                      data, ids.to_list(),
+                      reference(data, add_special_tokens=False)["input_ids"]) if got != want]
+    assert mismatches == []
+
+
+def test_packed_pairs_with_truncation_equal_the_hugging_face_tokenizer(family):
+    _, _, checkpoint, reference = family
+    texts = default_texts()
+    first, second = texts[:300] + HARD_CASES, texts[300:600] + HARD_CASES[::-1]
+    packed = pack_segments(checkpoint_tokenizer(checkpoint).ids(
+        [tf.constant(first), tf.constant(second)]), MAX_SEQ_LENGTH, Packing.of(checkpoint))
+    expected = reference(first, second, truncation=True, max_length=MAX_SEQ_LENGTH,
+                         padding="max_length", return_token_type_ids=True)
+    assert (np.array(expected["input_ids"]) > 0).sum() > 0
+    for graph_name, reference_name in ((features.INPUT_WORD_IDS, "input_ids"),
+                                       (features.SEGMENT_IDS, "token_type_ids"),
+                                       (features.INPUT_MASK, "attention_mask")):
+        np.testing.assert_array_equal(packed[graph_name].numpy(),
+                                      np.array(expected[reference_name]), err_msg=graph_name)
+
+
+def test_text_checks_counts_tokens_and_unknown_pieces_as_the_reference(family):
+    _, _, checkpoint, reference = family
+    counter = TokenCounter(checkpoint, SplitRows(texts=[HARD_CASES], labels=["x"] * len(
+        HARD_CASES)), max_vocab_size=0, min_word_frequency=0)
+    tokens, unknown = counter.count(SplitRows(texts=[HARD_CASES], labels=["x"] * len(HARD_CASES)))
+    expected = reference(HARD_CASES)["input_ids"]
+    assert tokens.tolist() == [len(ids) for ids in expected]
+    assert unknown.tolist() == [ids.count(reference.unk_token_id) for ids in expected]
+    assert unknown.sum() > 0  # the CJK text is outside the models' pieces
+    assert "SentencePiece" in counter.describe()
+
+
+def test_the_transform_graph_carries_the_tokenizer(family, tmp_path):
+    """The SentencePiece op and its id table are saved in the transform graph and work after a
+    reload, in the folder's absence: the served model has no other copy of the tokenizer."""
+    _, folder, checkpoint, reference = family
+    rows = [{"text": text, "label": "positive"} for text in default_texts()[:40]]
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
+        {column: tf.io.FixedLenFeature([], tf.string) for column in ("text", "label")}))
+    custom_config = {
+        "data": dataclasses.asdict(DataConfig(slice_columns=[])),
+        "model": dataclasses.asdict(ModelConfig(max_seq_length=MAX_SEQ_LENGTH)),
+        "label_values": ["negative", "positive"], "checkpoint": checkpoint.to_dict()}
+    _, _, graph_dir = analyze_and_transform(rows, rows[:1], metadata, custom_config, tmp_path)
+    moved = folder.with_name(folder.name + "-moved")
+    folder.rename(moved)
+    try:
+        transformed = tft.TFTransformOutput(str(graph_dir)).transform_features_layer()(
+            {"text": tf.constant(HARD_CASES)})
+    finally:
+        moved.rename(folder)
+    expected = reference(HARD_CASES, truncation=True, max_length=MAX_SEQ_LENGTH,
+                         padding="max_length")
+    np.testing.assert_array_equal(transformed[features.INPUT_WORD_IDS].numpy(),
+                                  np.array(expected["input_ids"]))
