@@ -2,8 +2,9 @@
 
 Tiny XLM-RoBERTa, ALBERT and DeBERTa-v2 checkpoints are built offline (`tests.checkpoint_families`):
 ids of every default-data text and of the hard cases, packed pairs with truncation, the [UNK]
-count TextChecks makes, and the transform graph's tokenizer saved and reloaded. SST-2 dev parity
-is measured by `benchmarks/tokenizer_parity.py`.
+count TextChecks makes, and a model exported with its transform graph that serves raw text
+without the checkpoint. SST-2 dev parity is measured by `benchmarks/tokenizer_parity.py`; a
+whole `textclf run` on a tiny XLM-R is quoted in the README.
 """
 
 import dataclasses
@@ -17,7 +18,9 @@ from transformers import AutoTokenizer
 
 from components.text_checks import SplitRows, TokenCounter
 from modules import features
+from modules.bert_classifier import build_classifier
 from modules.checkpoint_tokenizers import checkpoint_tokenizer
+from modules.export import export_serving_model
 from modules.preprocessing import Packing, pack_segments
 from pipeline.checkpoint import resolve_checkpoint
 from pipeline.config import DataConfig, ModelConfig
@@ -38,14 +41,19 @@ HARD_CASES = [
     "9, 10, 11, the end.",
 ]
 MAX_SEQ_LENGTH = 24
+LABELS = ["negative", "positive"]
+
+
+def _family(name: str, tmp_path_factory):
+    folder = build_checkpoint(name, tmp_path_factory.mktemp(name))
+    return (name, folder, resolve_checkpoint(str(folder), MAX_SEQ_LENGTH),
+            AutoTokenizer.from_pretrained(folder))
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
 def family(request, tmp_path_factory):
     """(family name, checkpoint folder, resolved Checkpoint, Hugging Face tokenizer)."""
-    folder = build_checkpoint(request.param, tmp_path_factory.mktemp(request.param))
-    return (request.param, folder, resolve_checkpoint(str(folder), MAX_SEQ_LENGTH),
-            AutoTokenizer.from_pretrained(folder))
+    return _family(request.param, tmp_path_factory)
 
 
 def test_the_checkpoint_check_reads_each_familys_format(family):
@@ -102,26 +110,49 @@ def test_text_checks_counts_tokens_and_unknown_pieces_as_the_reference(family):
     assert "SentencePiece" in counter.describe()
 
 
-def test_the_transform_graph_carries_the_tokenizer(family, tmp_path):
-    """The SentencePiece op and its id table are saved in the transform graph and work after a
-    reload, in the folder's absence: the served model has no other copy of the tokenizer."""
-    _, folder, checkpoint, reference = family
+# XLM-R (fairseq ids, RoBERTa's pair, no token types) and ALBERT (normalizer steps and an edited
+# SentencePiece model): DeBERTa-v2 has neither, and each export costs ~20 s.
+@pytest.fixture(scope="module", params=["albert", "xlm-roberta"])
+def exported(request, tmp_path_factory):
+    """A family, its transform graph and its exported (untrained) classifier: (family as the
+    `family` fixture gives it, TFTransformOutput, in-memory model, the SavedModel's folder)."""
+    family = _family(request.param, tmp_path_factory)
+    _, folder, checkpoint, _ = family
+    tmp_path = tmp_path_factory.mktemp("exported")
     rows = [{"text": text, "label": "positive"} for text in default_texts()[:40]]
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
         {column: tf.io.FixedLenFeature([], tf.string) for column in ("text", "label")}))
+    data, model_config = DataConfig(slice_columns=[]), ModelConfig(max_seq_length=MAX_SEQ_LENGTH)
     custom_config = {
-        "data": dataclasses.asdict(DataConfig(slice_columns=[])),
-        "model": dataclasses.asdict(ModelConfig(max_seq_length=MAX_SEQ_LENGTH)),
-        "label_values": ["negative", "positive"], "checkpoint": checkpoint.to_dict()}
+        "data": dataclasses.asdict(data), "model": dataclasses.asdict(model_config),
+        "label_values": LABELS, "checkpoint": checkpoint.to_dict()}
     _, _, graph_dir = analyze_and_transform(rows, rows[:1], metadata, custom_config, tmp_path)
+    tf_transform_output = tft.TFTransformOutput(str(graph_dir))
+    # The family's TF classifier (TFXLMRoberta..., TFAlbert..., TFDebertaV2...) through the
+    # same path as a WordPiece checkpoint's.
+    model = build_classifier(model_config, vocab_size=0, num_labels=len(LABELS),
+                             checkpoint_path=str(folder))
+    export_serving_model(model, tf_transform_output, text_columns=data.text_columns,
+                         label_names=LABELS, export_dir=str(tmp_path / "serving"))
+    return family, tf_transform_output, model, tmp_path / "serving"
+
+
+def test_the_served_model_tokenizes_raw_text_without_the_checkpoint(exported):
+    """The SentencePiece op and its id table are saved in the model: with the checkpoint folder
+    gone, raw text gets the reference ids and the in-memory model's probabilities."""
+    (_, folder, _, reference), tf_transform_output, model, serving_dir = exported
     moved = folder.with_name(folder.name + "-moved")
     folder.rename(moved)
     try:
-        transformed = tft.TFTransformOutput(str(graph_dir)).transform_features_layer()(
-            {"text": tf.constant(HARD_CASES)})
+        loaded = tf.saved_model.load(str(serving_dir))
+        served = loaded.signatures[features.TEXT_SIGNATURE](text=tf.constant(HARD_CASES))
     finally:
         moved.rename(folder)
+    transformed = tf_transform_output.transform_features_layer()({"text": tf.constant(HARD_CASES)})
     expected = reference(HARD_CASES, truncation=True, max_length=MAX_SEQ_LENGTH,
                          padding="max_length")
     np.testing.assert_array_equal(transformed[features.INPUT_WORD_IDS].numpy(),
                                   np.array(expected["input_ids"]))
+    logits = model({name: transformed[name] for name in features.MODEL_INPUTS}, training=False)
+    np.testing.assert_allclose(served[features.PROBABILITIES].numpy(),
+                               tf.nn.softmax(logits, axis=-1).numpy(), atol=1e-5)
