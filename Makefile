@@ -41,6 +41,7 @@ test: setup
 bench: setup bench-torch-venv pretrained
 	$(BIN)/python benchmarks/store_commands.py
 	$(BIN)/python benchmarks/padding_trim.py
+	$(BIN)/python benchmarks/tokenizer_parity.py
 	$(BIN)/python benchmarks/serving_load.py
 	$(BIN)/python benchmarks/rollout_load.py
 	$(BIN)/python benchmarks/serving_load.py --pretrained $$($(BIN)/python -m pipeline.offline_checkpoint) \

@@ -15,7 +15,7 @@ import tensorflow_text as tf_text
 
 from pipeline.checkpoint import Checkpoint
 
-# As Hugging Face's `_clean_text`: control and format characters and U+FFFD are dropped.
+# As Hugging Face's `_clean_text`: control and format characters and U+FFFD are dropped...
 _CONTROL_CHARACTERS = r"[^\P{C}\t\n\r]|\x{FFFD}"
 
 
@@ -47,8 +47,10 @@ class WordPieceTokenizer(CheckpointTokenizer):
 
     def _text_ids(self, text: tf.Tensor) -> tf.RaggedTensor:
         text = tf.strings.regex_replace(text, _CONTROL_CHARACTERS, "")
+        # ... and every space separator (U+00A0, U+3000...) is a space.
+        text = tf.strings.regex_replace(text, r"\p{Zs}", " ")
         if self.checkpoint.lower_case:
-            text = tf_text.case_fold_utf8(text)
+            text = _lowercase(text)
         if self.checkpoint.strip_accents:
             text = tf.strings.regex_replace(tf_text.normalize_utf8(text, "NFD"), r"\p{Mn}", "")
         # [batch, words, word pieces] -> [batch, word pieces]
@@ -87,7 +89,7 @@ class SentencePieceTokenizer(CheckpointTokenizer):
             elif step == "strip_accents":
                 text = tf.strings.regex_replace(text, r"\p{Mn}", "")
             elif step == "lowercase":
-                text = tf.strings.lower(text, encoding="utf-8")
+                text = _lowercase(text)
         if self.checkpoint.trailing_space_piece:
             # Hugging Face's Metaspace: one leading "▁" unless the text already opens with one.
             text = tf.strings.regex_replace(tf.strings.regex_replace(text, r"\s+", " "),
@@ -95,6 +97,13 @@ class SentencePieceTokenizer(CheckpointTokenizer):
         pieces = self.sentencepiece.tokenize(text)
         return tf.ragged.map_flat_values(
             lambda flat: tf.gather(tf.constant(self._model_ids), flat), pieces)
+
+
+def _lowercase(text: tf.Tensor) -> tf.Tensor:
+    """Lower-cases each character on its own, as the `tokenizers` library does: ICU's lower-casing
+    would turn a word-final capital sigma into final ς; Hugging Face keeps σ. (Case folding would
+    also apply NFKC: ß -> ss, ﬁ -> fi, which Hugging Face does not.)"""
+    return tf.strings.lower(tf.strings.regex_replace(text, "Σ", "σ"), encoding="utf-8")
 
 
 def checkpoint_tokenizer(checkpoint: Checkpoint) -> CheckpointTokenizer:

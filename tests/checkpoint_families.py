@@ -17,6 +17,21 @@ from typing import Any, Callable
 from tests.conftest import DEFAULT_DATA
 
 SEQUENCE_LENGTH = 64
+# Texts where tokenizers part ways: what the graph must tokenize as the reference does.
+HARD_CASES = [
+    "Café crème, naïve façade à l'œil",  # accents
+    "東京の夜景は素晴らしい",  # CJK, not in the SentencePiece models' training text
+    "Love it 🎉🎉 👍🏽",  # emoji and a skin-tone modifier
+    "ctrl\x07char\u200bzero\ufeffwidth",  # control and format characters
+    "runs   of\t\tspaces\n\nand lines\u00a0no-break\u3000ideographic",
+    "  leading and trailing  ",
+    "   ",
+    "",
+    "``quoted'' and \"quoted\"",
+    "İstanbul ΣΑΣ straße ﬁ ① ＦＵＬＬ ｗｉｄｔｈ",  # case folding and compatibility forms
+    "ΟΔΟΣ ΣΟΦΟΣ ς",  # a final capital sigma lower-cases to σ, a written ς stays
+    "9, 10, 11, the end.",
+]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,22 +24,9 @@ from modules.export import export_serving_model
 from modules.preprocessing import Packing, pack_segments
 from pipeline.checkpoint import resolve_checkpoint
 from pipeline.config import DataConfig, ModelConfig
-from tests.checkpoint_families import FAMILIES, build_checkpoint, default_texts
+from tests.checkpoint_families import FAMILIES, HARD_CASES, build_checkpoint, default_texts
 from tests.conftest import analyze_and_transform
 
-HARD_CASES = [
-    "Café crème, naïve façade à l'œil",  # accents
-    "東京の夜景は素晴らしい",  # CJK, not in the SentencePiece models' training text
-    "Love it 🎉🎉 👍🏽",  # emoji and a skin-tone modifier
-    "ctrl\x07char\u200bzero\ufeffwidth",  # control and format characters
-    "runs   of\t\tspaces\n\nand lines",
-    "  leading and trailing  ",
-    "   ",
-    "",
-    "``quoted'' and \"quoted\"",
-    "İstanbul ΣΑΣ straße ﬁ ①",  # case folding and compatibility forms
-    "9, 10, 11, the end.",
-]
 MAX_SEQ_LENGTH = 24
 LABELS = ["negative", "positive"]
 
@@ -156,3 +143,12 @@ def test_the_served_model_tokenizes_raw_text_without_the_checkpoint(exported):
     logits = model({name: transformed[name] for name in features.MODEL_INPUTS}, training=False)
     np.testing.assert_allclose(served[features.PROBABILITIES].numpy(),
                                tf.nn.softmax(logits, axis=-1).numpy(), atol=1e-5)
+
+
+def test_wordpiece_ids_of_the_hard_cases_equal_the_hugging_face_tokenizer(offline_checkpoint):
+    """MiniLM's WordPiece on the same hard cases (ß, ﬁ, full-width letters and a final capital
+    sigma are where case folding and per-character lower-casing part ways)."""
+    checkpoint = resolve_checkpoint(str(offline_checkpoint), MAX_SEQ_LENGTH)
+    reference = AutoTokenizer.from_pretrained(offline_checkpoint)
+    [ids] = checkpoint_tokenizer(checkpoint).ids([tf.constant(HARD_CASES)])
+    assert ids.to_list() == reference(HARD_CASES, add_special_tokens=False)["input_ids"]
