@@ -93,14 +93,11 @@ class SplitRows:
     labels: list[str]
 
 
-_TOKENIZER_NAMES = {"wordpiece": "WordPiece", "sentencepiece": "SentencePiece"}
-
-
 class TokenCounter:
     """Counts each example's tokens and [UNK] tokens as the Transform's `preprocessing_fn` would.
 
-    With a checkpoint: its own tokenizer (WordPiece or SentencePiece), through the same ops. From scratch: lower-cased words
-    against the vocabulary `tft.vocabulary` builds on the training split (words seen at least
+    With a checkpoint: its own tokenizer (WordPiece or SentencePiece), through the same ops.
+    From scratch: lower-cased words against the vocabulary `tft.vocabulary` builds on the training split (words seen at least
     `min_word_frequency` times, the `max_vocab_size` most frequent).
     """
 
@@ -119,7 +116,7 @@ class TokenCounter:
             self._vocabulary = {word for _, word in sorted(frequent, reverse=True)[:max_vocab_size]}
 
     def describe(self) -> str:
-        return (f"the {_TOKENIZER_NAMES[self.checkpoint.tokenizer]} of {self.checkpoint.path}"
+        return (f"the {self._tokenizer.display_name} of {self.checkpoint.path}"
                 if self.checkpoint else
                 f"words against the training split's vocabulary ({len(self._vocabulary)} words)")
 

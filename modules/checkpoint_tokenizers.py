@@ -22,6 +22,9 @@ _CONTROL_CHARACTERS = r"[^\P{C}\t\n\r]|\x{FFFD}"
 class CheckpointTokenizer(tf.Module):
     """Maps each [batch] text column to ragged ids of its tokens (no special tokens)."""
 
+    # The tokenizer's name in reports.
+    display_name = ""
+
     def __init__(self, checkpoint: Checkpoint):
         super().__init__(name=f"{checkpoint.tokenizer}_tokenizer")
         self.checkpoint = checkpoint
@@ -34,10 +37,12 @@ class CheckpointTokenizer(tf.Module):
 
 
 class WordPieceTokenizer(CheckpointTokenizer):
-    """The checkpoint's WordPiece over its `vocab.txt` (an asset of the graph), with BERT's
-    cleaning, lower-casing and accent stripping as its tokenizer config says (Hugging Face's
-    BERT tokenizer strips accents whenever it lower-cases unless `strip_accents` says otherwise).
+    """The checkpoint's WordPiece over its `vocab.txt` (an asset of the graph), after BERT's
+    cleaning and the lower-casing and accent stripping its tokenizer config asks for
+    (`Checkpoint.normalizer_steps`).
     """
+
+    display_name = "WordPiece"
 
     def __init__(self, checkpoint: Checkpoint):
         super().__init__(checkpoint)
@@ -49,10 +54,7 @@ class WordPieceTokenizer(CheckpointTokenizer):
         text = tf.strings.regex_replace(text, _CONTROL_CHARACTERS, "")
         # ... and every space separator (U+00A0, U+3000...) is a space.
         text = tf.strings.regex_replace(text, r"\p{Zs}", " ")
-        if self.checkpoint.lower_case:
-            text = _lowercase(text)
-        if self.checkpoint.strip_accents:
-            text = tf.strings.regex_replace(tf_text.normalize_utf8(text, "NFD"), r"\p{Mn}", "")
+        text = _normalized(text, self.checkpoint.normalizer_steps)
         # [batch, words, word pieces] -> [batch, word pieces]
         return self.wordpiece.tokenize(text).merge_dims(-2, -1)
 
@@ -68,6 +70,8 @@ class SentencePieceTokenizer(CheckpointTokenizer):
     here as the Hugging Face normalizer and pre-tokenizer do them.
     """
 
+    display_name = "SentencePiece"
+
     def __init__(self, checkpoint: Checkpoint):
         super().__init__(checkpoint)
         model = _model_proto(checkpoint)
@@ -77,19 +81,12 @@ class SentencePieceTokenizer(CheckpointTokenizer):
         self._model_ids = np.array(
             [vocabulary.get(piece.piece, checkpoint.unk_id) for piece in model.pieces],
             dtype=np.int64)
-        unknown = [index for index, piece in enumerate(model.pieces) if piece.type == 2]
+        unknown = [index for index, piece in enumerate(model.pieces)
+                   if piece.type == piece.UNKNOWN]
         self._model_ids[unknown] = checkpoint.unk_id
 
     def _text_ids(self, text: tf.Tensor) -> tf.RaggedTensor:
-        for step in self.checkpoint.normalizer_steps:
-            if step == "quotes":
-                text = tf.strings.regex_replace(text, "``|''", '"')
-            elif step == "nfkd":
-                text = tf_text.normalize_utf8(text, "NFKD")
-            elif step == "strip_accents":
-                text = tf.strings.regex_replace(text, r"\p{Mn}", "")
-            elif step == "lowercase":
-                text = _lowercase(text)
+        text = _normalized(text, self.checkpoint.normalizer_steps)
         if self.checkpoint.trailing_space_piece:
             # Hugging Face's Metaspace: one leading "▁" unless the text already opens with one.
             text = tf.strings.regex_replace(tf.strings.regex_replace(text, r"\s+", " "),
@@ -97,6 +94,20 @@ class SentencePieceTokenizer(CheckpointTokenizer):
         pieces = self.sentencepiece.tokenize(text)
         return tf.ragged.map_flat_values(
             lambda flat: tf.gather(tf.constant(self._model_ids), flat), pieces)
+
+
+def _normalized(text: tf.Tensor, steps: Sequence[str]) -> tf.Tensor:
+    """`text` after the normalizer steps (`pipeline.checkpoint.NORMALIZER_STEPS`), in order."""
+    for step in steps:
+        if step == "quotes":
+            text = tf.strings.regex_replace(text, "``|''", '"')
+        elif step in ("nfd", "nfkd"):
+            text = tf_text.normalize_utf8(text, step.upper())
+        elif step == "strip_accents":
+            text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+        elif step == "lowercase":
+            text = _lowercase(text)
+    return text
 
 
 def _lowercase(text: tf.Tensor) -> tf.Tensor:

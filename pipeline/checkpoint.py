@@ -34,8 +34,6 @@ class Checkpoint:
     # "wordpiece" (tokenizer_file is vocab.txt) or "sentencepiece" (the checkpoint's .model).
     tokenizer: str
     tokenizer_file: str
-    lower_case: bool
-    strip_accents: bool
     cls_token: str
     sep_token: str
     pad_token: str
@@ -49,9 +47,10 @@ class Checkpoint:
     # <s> a </s></s> b </s>; and the token type of the second text (0 where a model has none).
     pair_separators: int
     pair_token_type: int
-    # SentencePiece only: the Hugging Face normalizer's steps the graph applies before the
-    # model's own normalization (`SENTENCEPIECE_STEPS`), and whether a trailing space is a piece
-    # of its own (ALBERT's tokenizer keeps it; the others strip it).
+    # The normalizer steps the graph applies before the tokenizer (`NORMALIZER_STEPS`, in order):
+    # BERT's lower-casing and accent stripping, or a SentencePiece checkpoint's Hugging Face
+    # normalizer before the model's own; and, SentencePiece only, whether a trailing space is a
+    # piece of its own (ALBERT's tokenizer keeps it; the others strip it).
     normalizer_steps: tuple[str, ...]
     trailing_space_piece: bool
     # The sentence pooling a sentence-transformers checkpoint declares (1_Pooling/config.json):
@@ -59,6 +58,14 @@ class Checkpoint:
     declared_pooling: str
     # SHA-256 of the files the run reads: replacing the checkpoint invalidates cached executions.
     fingerprint: str
+
+    @property
+    def lower_case(self) -> bool:
+        return "lowercase" in self.normalizer_steps
+
+    @property
+    def strip_accents(self) -> bool:
+        return "strip_accents" in self.normalizer_steps
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -135,19 +142,20 @@ def _wordpiece(path: pathlib.Path, name: str) -> dict[str, Any]:
     # Hugging Face's BERT tokenizer strips accents whenever it lower-cases, unless told otherwise.
     lower_case = bool(tokenizer_config.get("do_lower_case", True))
     strip_accents = tokenizer_config.get("strip_accents")
+    steps = (("lowercase",) if lower_case else ()) + (
+        ("nfd", "strip_accents") if (lower_case if strip_accents is None else strip_accents)
+        else ())
     return dict(
-        tokenizer="wordpiece", tokenizer_file=str(vocab_path), lower_case=lower_case,
-        strip_accents=lower_case if strip_accents is None else bool(strip_accents),
-        cls_token=tokens["cls"], sep_token=tokens["sep"], pad_token=tokens["pad"],
+        tokenizer="wordpiece", tokenizer_file=str(vocab_path), cls_token=tokens["cls"], sep_token=tokens["sep"], pad_token=tokens["pad"],
         unk_token=tokens["unk"], cls_id=ids[tokens["cls"]], sep_id=ids[tokens["sep"]],
         pad_id=ids[tokens["pad"]], unk_id=ids[tokens["unk"]], vocab_size=len(vocabulary),
-        pair_separators=1, pair_token_type=1, normalizer_steps=(), trailing_space_piece=False)
+        pair_separators=1, pair_token_type=1, normalizer_steps=steps, trailing_space_piece=False)
 
 
-# Steps of a SentencePiece checkpoint's Hugging Face normalizer that the graph reproduces.
-# "Precompiled" (the model's own character map) and the whitespace steps are the SentencePiece
-# op's; the others run before it, in the normalizer's order.
-SENTENCEPIECE_STEPS = ("quotes", "nfkd", "strip_accents", "lowercase")
+# Normalizer steps the graph reproduces (`modules.checkpoint_tokenizers`). Of a SentencePiece
+# checkpoint's Hugging Face normalizer, "Precompiled" (the model's own character map) and the
+# whitespace steps are the SentencePiece op's; the others run before it, in the normalizer's order.
+NORMALIZER_STEPS = ("quotes", "nfd", "nfkd", "strip_accents", "lowercase")
 
 
 def _sentencepiece(path: pathlib.Path, name: str) -> dict[str, Any]:
@@ -177,9 +185,7 @@ def _sentencepiece(path: pathlib.Path, name: str) -> dict[str, Any]:
             f"checkpoint {name}'s tokenizer packs a pair as {template} (-1, -2: the texts), "
             "which the graph does not reproduce: [CLS] a [SEP] b [SEP] or <s> a </s></s> b </s>")
     return dict(
-        tokenizer="sentencepiece", tokenizer_file=str(model_file),
-        lower_case="lowercase" in steps, strip_accents="strip_accents" in steps,
-        cls_token=tokenizer.cls_token, sep_token=tokenizer.sep_token,
+        tokenizer="sentencepiece", tokenizer_file=str(model_file), cls_token=tokenizer.cls_token, sep_token=tokenizer.sep_token,
         pad_token=tokenizer.pad_token, unk_token=tokenizer.unk_token,
         cls_id=cls_id, sep_id=sep_id, pad_id=ids[2], unk_id=ids[3], vocab_size=len(tokenizer),
         pair_separators=separators, pair_token_type=types[-1], normalizer_steps=steps,
@@ -228,7 +234,7 @@ def _normalizer_steps(tokenizer: Any, name: str) -> tuple[tuple[str, ...], bool]
                   or (kind == "Replace" and pattern.get("Regex") == " {2,}")):
             raise CheckpointError(
                 f"checkpoint {name}'s tokenizer normalizes text with {json.dumps(step)[:120]}, "
-                f"which the graph does not reproduce (it does {', '.join(SENTENCEPIECE_STEPS)} "
+                f"which the graph does not reproduce (it does {', '.join(NORMALIZER_STEPS)} "
                 "and the SentencePiece model's own normalization)")
     return tuple(steps), not strips
 

@@ -18,9 +18,10 @@ DATA = DataSummary(input_base="/data", split_patterns={"single_split": "*"}, fil
 CHECKPOINT = Checkpoint(
     path="/checkpoints/minilm", model_type="bert", tokenizer="wordpiece",
     tokenizer_file="/checkpoints/minilm/vocab.txt",
-    lower_case=True, strip_accents=True, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+    cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
     unk_token="[UNK]", cls_id=101, sep_id=102, pad_id=0, unk_id=100, vocab_size=30522,
-    pair_separators=1, pair_token_type=1, normalizer_steps=(), trailing_space_piece=False,
+    pair_separators=1, pair_token_type=1, normalizer_steps=("lowercase", "nfd", "strip_accents"),
+    trailing_space_piece=False,
     declared_pooling="mean", fingerprint="abc")
 
 
