@@ -3,12 +3,14 @@
 Usage:
   python benchmarks/tokenizer_parity.py        # about two minutes
 
-For the offline MiniLM (WordPiece) and tiny XLM-RoBERTa, ALBERT and DeBERTa-v2 checkpoints
-built offline (`tests.checkpoint_families`; their SentencePiece models are trained on the
-default data only, so SST-2 also exercises pieces and characters they never saw): the share of
+For the offline MiniLM (WordPiece) and tiny XLM-RoBERTa, ALBERT, DeBERTa-v2 (SentencePiece) and
+RoBERTa (byte-level BPE) checkpoints built offline (`tests.checkpoint_families`; their tokenizers
+are trained on the default data only, so SST-2 also exercises pieces, merges and characters they
+never saw): the share of
 texts whose ids are identical, on the default data, SST-2 dev and train, the hard cases, and
 SST-2 dev sentence pairs truncated at 64 (ids, token types and mask); and texts per second of
-the graph ops against the Hugging Face fast tokenizer on SST-2 train, in the same run.
+the graph (a tf.function, as Transform and the served model run it, in batches of 1,024 and of
+32) against the Hugging Face fast tokenizer on SST-2 train, in the same run.
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ from benchmarks.sst2_data import SST2_DIR  # noqa: E402
 from modules import features  # noqa: E402
 from modules.checkpoint_tokenizers import checkpoint_tokenizer  # noqa: E402
 from modules.preprocessing import Packing, pack_segments  # noqa: E402
-from pipeline.checkpoint import resolve_checkpoint  # noqa: E402
+from pipeline.checkpoint import reference_tokenizer, resolve_checkpoint  # noqa: E402
 from pipeline.offline_checkpoint import install_offline_checkpoint  # noqa: E402
 from tests.checkpoint_families import (FAMILIES, HARD_CASES, build_checkpoint,  # noqa: E402
                                        default_texts)
 
 MAX_SEQ_LENGTH = 64
-_BATCH = 1024
+# Batches of Transform's size, and of the server's (`serving.batching`'s default).
+_BATCH, _SERVING_BATCH = 1024, 32
 
 
 def _sst2(split: str) -> list[str]:
@@ -47,11 +50,16 @@ def _sst2(split: str) -> list[str]:
     return [line.split("\t")[0] for line in lines]
 
 
-def _graph_ids(tokenizer, texts: list[str]) -> list[list[int]]:
+def _traced(tokenizer) -> tf.types.experimental.GenericFunction:
+    """The tokenizer as a graph function, as Transform and the served model run it."""
+    return tf.function(lambda text: tokenizer.ids([text])[0],
+                       input_signature=[tf.TensorSpec([None], tf.string)])
+
+
+def _graph_ids(tokenizer, texts: list[str], batch: int = _BATCH) -> list[list[int]]:
     ids = []
-    for start in range(0, len(texts), _BATCH):
-        [batch] = tokenizer.ids([tf.constant(texts[start:start + _BATCH])])
-        ids += batch.to_list()
+    for start in range(0, len(texts), batch):
+        ids += tokenizer(tf.constant(texts[start:start + batch])).to_list()
     return ids
 
 
@@ -82,15 +90,16 @@ def _pair_parity(tokenizer, reference, checkpoint, first: list[str], second: lis
             "truncated_pairs": truncated}
 
 
-def _speed(tokenizer, reference, texts: list[str]) -> dict:
-    _graph_ids(tokenizer, texts[:_BATCH])  # traces and warms the ops
+def _speed(tokenizer, reference, texts: list[str], batch: int) -> dict:
+    _graph_ids(tokenizer, texts[:batch], batch)  # traces and warms the ops
     started = time.perf_counter()
-    _graph_ids(tokenizer, texts)
+    _graph_ids(tokenizer, texts, batch)
     graph_seconds = time.perf_counter() - started
     started = time.perf_counter()
     reference(texts, add_special_tokens=False)
     reference_seconds = time.perf_counter() - started
-    return {"texts": len(texts), "graph_texts_per_second": round(len(texts) / graph_seconds),
+    return {"texts": len(texts), "graph_batch": batch,
+            "graph_texts_per_second": round(len(texts) / graph_seconds),
             "hugging_face_texts_per_second": round(len(texts) / reference_seconds),
             "graph_vs_hugging_face": round(reference_seconds / graph_seconds, 3)}
 
@@ -100,8 +109,6 @@ def main() -> None:
     parser.add_argument("--result", default=str(REPO_ROOT / "benchmarks" / "results" /
                                                 "tokenizer_parity.json"))
     args = parser.parse_args()
-    from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
-
     data = {"default data": default_texts(), "SST-2 dev": _sst2("dev"),
             "SST-2 train": _sst2("train"), "hard cases": HARD_CASES}
     dev = data["SST-2 dev"]
@@ -110,19 +117,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         folders = {"minilm (WordPiece)": install_offline_checkpoint()}
         for name in sorted(FAMILIES):
-            folders[f"{name} (tiny, SentencePiece)"] = build_checkpoint(
+            kind = "byte-level BPE" if FAMILIES[name].tokenizer == "bpe" else "SentencePiece"
+            folders[f"{name} (tiny, {kind})"] = build_checkpoint(
                 name, pathlib.Path(scratch) / name)
         for label, folder in folders.items():
             checkpoint = resolve_checkpoint(str(folder), MAX_SEQ_LENGTH)
-            tokenizer, reference = checkpoint_tokenizer(checkpoint), AutoTokenizer.from_pretrained(
-                folder)
-            figures = {name: _parity(tokenizer, reference, texts) for name, texts in data.items()}
+            tokenizer = checkpoint_tokenizer(checkpoint)
+            reference = reference_tokenizer(str(folder))
+            traced = _traced(tokenizer)
+            figures = {name: _parity(traced, reference, texts) for name, texts in data.items()}
             figures["SST-2 dev pairs"] = _pair_parity(tokenizer, reference, checkpoint, dev,
                                                       dev[1:] + dev[:1])
-            figures["speed on SST-2 train"] = _speed(tokenizer, reference, data["SST-2 train"])
+            for batch in (_BATCH, _SERVING_BATCH):
+                figures[f"speed on SST-2 train, batches of {batch}"] = _speed(
+                    traced, reference, data["SST-2 train"], batch)
             result["checkpoints"][label] = figures
-            print(label, {name: figure.get("parity") for name, figure in figures.items()},
-                  figures["speed on SST-2 train"], flush=True)
+            print(label, {name: figure.get("parity", figure.get("graph_vs_hugging_face"))
+                          for name, figure in figures.items()}, flush=True)
     write_result(result, args.result)
     print(f"wrote {args.result}")
 

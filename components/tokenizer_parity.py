@@ -1,8 +1,8 @@
 """TokenizerParity: proves the transform graph tokenizes like the checkpoint's own tokenizer.
 
-The served model tokenizes in the TF graph (WordPiece or SentencePiece from `tensorflow_text`,
-`modules.checkpoint_tokenizers`), while the checkpoint
-was pretrained on ids from its Hugging Face tokenizer. Any difference (accents, punctuation,
+The served model tokenizes in the TF graph (WordPiece, SentencePiece or byte-level BPE,
+`modules.checkpoint_tokenizers`), while the checkpoint was pretrained on ids from its Hugging Face
+tokenizer (`pipeline.checkpoint.reference_tokenizer`, special-token strings kept as text). Any difference (accents, punctuation,
 truncation of pairs) silently shifts what the model sees. This component runs both on a split of
 real examples, writes the share of examples whose ids, mask and segment ids are identical plus
 the first mismatches, and fails the run below a threshold, before the Trainer starts.
@@ -22,6 +22,7 @@ from tfx import v1 as tfx
 from tfx.types import artifact, artifact_utils
 
 from modules import features
+from pipeline.checkpoint import reference_tokenizer
 
 REPORT_FILE = "parity.json"
 # Mismatches kept in the report and quoted in the error.
@@ -85,9 +86,7 @@ def measure_parity(example_files: Sequence[str], transform_graph_uri: str, check
       sample_size: examples to compare (the first ones of the split); 0 means all.
       min_parity: the share of identical examples the run needs.
     """
-    from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
-
-    reference = AutoTokenizer.from_pretrained(checkpoint_path)
+    reference = reference_tokenizer(checkpoint_path)
     tf_transform_output = tft.TFTransformOutput(transform_graph_uri)
     transform_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
@@ -124,7 +123,11 @@ def measure_parity(example_files: Sequence[str], transform_graph_uri: str, check
 def _decode(column: tf.Tensor | tf.SparseTensor) -> list[str]:
     if isinstance(column, tf.SparseTensor):
         column = tf.sparse.to_dense(column, default_value=b"")
-    return [value.decode("utf-8") for value in tf.reshape(column[:, :1], [-1]).numpy()]
+    # A schema may declare the column a scalar ([batch]) or of one value ([batch, 1], where a
+    # sparse batch of empty rows has no column at all: those texts are empty).
+    if column.shape.rank == 2:
+        column = tf.concat([column[:, :1], tf.fill([tf.shape(column)[0], 1], b"")], axis=1)[:, 0]
+    return [value.decode("utf-8") for value in column.numpy()]
 
 
 def _tokens(tokenizer: Any, ids: np.ndarray) -> list[str]:
@@ -168,5 +171,5 @@ def TokenizerParity(  # pylint: disable=invalid-name
         raise TokenizerParityError(
             f"tokenizer parity too low: {result.summary()}. First mismatches:\n{listed}\n"
             "The in-graph tokenizer does not reproduce this checkpoint's tokenizer: check that "
-            "the checkpoint's vocab.txt or .model and its tokenizer files belong together (the "
+            "the checkpoint's vocab.txt, .model or merges and its tokenizer files belong together (the "
             f"log lists up to {_MAX_LISTED} mismatches)")

@@ -1,4 +1,4 @@
-"""A pretrained checkpoint's own tokenizer as TF ops: WordPiece or SentencePiece.
+"""A pretrained checkpoint's own tokenizer as TF ops: WordPiece, SentencePiece or byte-level BPE.
 
 The Transform graph, TextChecks and the served model all tokenize through these, so the ids are
 the ones the checkpoint's Hugging Face tokenizer makes (TokenizerParity measures that) and no
@@ -7,13 +7,14 @@ Python tokenizer exists at serving.
 
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from pipeline.checkpoint import Checkpoint
+from pipeline.checkpoint import Checkpoint, reference_tokenizer
 
 # As Hugging Face's `_clean_text`: control and format characters and U+FFFD are dropped...
 _CONTROL_CHARACTERS = r"[^\P{C}\t\n\r]|\x{FFFD}"
@@ -96,6 +97,134 @@ class SentencePieceTokenizer(CheckpointTokenizer):
             lambda flat: tf.gather(tf.constant(self._model_ids), flat), pieces)
 
 
+class ByteLevelBPETokenizer(CheckpointTokenizer):
+    """The checkpoint's byte-level BPE (RoBERTa's): GPT-2's pre-tokenization, each word's UTF-8
+    bytes as the vocabulary's byte symbols, then its merges, lowest rank first.
+
+    Written here rather than taken from keras-nlp (0.5, the last release for this TF): its
+    pre-tokenizer marks split points with the character "६" and so mis-splits any text holding
+    one, and it caches words in a mutable table inside the graph. The merges are the ones of the
+    checkpoint's Hugging Face tokenizer (tokenizer.json, else vocab.json and merges.txt), embedded
+    in the graph as a hash table; the merge loop applies, per word, the leftmost pair of lowest
+    rank until none is left, which is the order of the `tokenizers` library.
+    """
+
+    display_name = "byte-level BPE"
+
+    def __init__(self, checkpoint: Checkpoint):
+        super().__init__(checkpoint)
+        vocabulary, merges = _bpe_model(checkpoint)
+        self._vocabulary_size = max(vocabulary.values()) + 1
+        # pylint: disable-next=import-outside-toplevel
+        from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+        symbols = bytes_to_unicode()
+        self._byte_ids = tf.constant([vocabulary[symbols[byte]] for byte in range(256)],
+                                     dtype=tf.int64)
+        keys, values = [], []
+        for rank, (left, right) in enumerate(merges):
+            keys.append(vocabulary[left] * self._vocabulary_size + vocabulary[right])
+            # One lookup gives both: the rank orders the pairs, the low bits hold the merged id.
+            values.append(rank << _ID_BITS | vocabulary[left + right])
+        self._merges = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            tf.constant(keys, tf.int64), tf.constant(values, tf.int64)), default_value=-1)
+
+    def _text_ids(self, text: tf.Tensor) -> tf.RaggedTensor:
+        words = _gpt2_words(_normalized(text, self.checkpoint.normalizer_steps))
+        # Each distinct word of the batch is merged once (what the `tokenizers` cache saves).
+        distinct, word_index = tf.unique(words.flat_values, out_idx=tf.int64)
+        byte_values = tf.strings.unicode_decode(distinct, "ISO-8859-1")
+        pieces = self._merged(tf.gather(self._byte_ids, byte_values.flat_values),
+                              byte_values.value_rowids(), byte_values.nrows())
+        return words.with_flat_values(tf.gather(pieces, word_index)).merge_dims(-2, -1)
+
+    def _merged(self, ids: tf.Tensor, word_of_piece: tf.Tensor, words: tf.Tensor
+                ) -> tf.RaggedTensor:
+        """[words, pieces] ids after the merges of the pieces `ids` of each word.
+
+        Each round merges, in every word still merging, its leftmost pair of lowest rank; a word
+        with no pair left in the merges leaves the loop, so the long words of a batch do not keep
+        the short ones in every round.
+        """
+        def merge_once(ids, word_of_piece, done_ids, done_word_of_piece):
+            pair_word = word_of_piece[:-1]
+            packed = self._merges.lookup(ids[:-1] * self._vocabulary_size + ids[1:])
+            candidate = (packed >= 0) & (pair_word == word_of_piece[1:])
+            packed = tf.where(candidate, packed, _NO_MERGE)
+            best = tf.math.unsorted_segment_min(packed, pair_word, words)
+            position = tf.range(tf.size(packed, out_type=tf.int64))
+            leftmost = tf.math.unsorted_segment_min(
+                tf.where(candidate & (packed == tf.gather(best, pair_word)), position, _NO_MERGE),
+                pair_word, words)
+            at = tf.boolean_mask(leftmost, leftmost != _NO_MERGE)[:, None]
+            merged = tf.tensor_scatter_nd_update(
+                ids, at, tf.bitwise.bitwise_and(tf.gather_nd(packed, at), (1 << _ID_BITS) - 1))
+            keep = tf.tensor_scatter_nd_update(
+                tf.ones_like(ids, dtype=tf.bool), at + 1, tf.zeros_like(at[:, 0], dtype=tf.bool))
+            finished = tf.gather(best == _NO_MERGE, word_of_piece)
+            return (tf.boolean_mask(merged, keep & ~finished),
+                    tf.boolean_mask(word_of_piece, keep & ~finished),
+                    tf.concat([done_ids, tf.boolean_mask(ids, finished)], 0),
+                    tf.concat([done_word_of_piece, tf.boolean_mask(word_of_piece, finished)], 0))
+
+        empty = tf.zeros([0], tf.int64)
+        _, _, ids, word_of_piece = tf.while_loop(
+            lambda ids, *_: tf.size(ids) > 0, merge_once, (ids, word_of_piece, empty, empty),
+            shape_invariants=(tf.TensorShape([None]),) * 4)
+        # Finished words come out in the order they finished, each one's pieces in order.
+        order = tf.argsort(word_of_piece, stable=True)
+        return tf.RaggedTensor.from_value_rowids(
+            tf.gather(ids, order), tf.gather(word_of_piece, order), nrows=words)
+
+
+# Bits of a packed merge-table value that hold the merged id (vocabularies stay far below 2**24).
+_ID_BITS = 24
+_NO_MERGE = tf.int64.max
+# Unicode's White_Space characters: what the `tokenizers` library's \s matches (RE2's \s is ASCII).
+_WHITE_SPACE = r"\t-\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
+_WHITE_SPACE_CODEPOINTS = np.array(
+    [*range(0x9, 0xE), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F,
+     0x205F, 0x3000], dtype=np.int32)
+# GPT-2's pattern without its lookahead `\s+(?!\S)`, which RE2 lacks: `_gpt2_words` first cuts
+# each run of white space before its last character where a word follows, so a plain `\s+`
+# then takes what the lookahead would have left.
+_GPT2_PATTERN = (r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+"
+                 rf"| ?[^{_WHITE_SPACE}\p{{L}}\p{{N}}]+|[{_WHITE_SPACE}]+")
+
+
+def _gpt2_words(text: tf.Tensor) -> tf.RaggedTensor:
+    """[batch] texts -> [batch, words]: the words of the ByteLevel pre-tokenizer's regex."""
+    codepoints, starts = tf.strings.unicode_decode_with_offsets(text, "UTF-8")
+    row = codepoints.value_rowids()
+    space = tf.reduce_any(codepoints.flat_values[:, None] == _WHITE_SPACE_CODEPOINTS, axis=1)
+    in_row = tf.range(tf.size(space, out_type=tf.int64)) - tf.gather(codepoints.row_starts(), row)
+    row_length = tf.gather(codepoints.row_lengths(), row)
+    space_before = tf.pad(space[:-1], [[1, 0]])
+    space_after = tf.pad(space[1:], [[0, 1]])
+    # A row's pieces start at its first character and before character i where i-1 and i are
+    # white space and i+1 is not; each ends where the next starts or with the row.
+    piece_start = (in_row == 0) | (
+        space & space_before & ~space_after & (in_row > 0) & (in_row < row_length - 1))
+    piece_row = tf.boolean_mask(row, piece_start)
+    begin = tf.boolean_mask(starts.flat_values, piece_start)
+    row_bytes = tf.strings.length(text)
+    end = tf.where(tf.concat([piece_row[1:] == piece_row[:-1], [False]], 0),
+                   tf.concat([begin[1:], [0]], 0),
+                   tf.cast(tf.gather(row_bytes, piece_row), tf.int64))
+    pieces = tf.strings.substr(tf.gather(text, piece_row), begin, end - begin)
+    words = tf_text.regex_split(pieces, _GPT2_PATTERN, _GPT2_PATTERN)
+    return tf.RaggedTensor.from_row_lengths(words.flat_values, tf.math.unsorted_segment_sum(
+        words.row_lengths(), piece_row, tf.shape(text, out_type=tf.int64)[0]))
+
+
+def _bpe_model(checkpoint: Checkpoint) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The vocabulary and merges (in rank order) of the checkpoint's Hugging Face tokenizer."""
+    model = json.loads(reference_tokenizer(checkpoint.path).backend_tokenizer.to_str())["model"]
+    # tokenizer.json writes a merge as "a b" or, since tokenizers 0.20, as ["a", "b"].
+    return model["vocab"], [tuple(merge.split(" ", 1) if isinstance(merge, str) else merge)
+                            for merge in model["merges"]]
+
+
 def _normalized(text: tf.Tensor, steps: Sequence[str]) -> tf.Tensor:
     """`text` after the normalizer steps (`pipeline.checkpoint.NORMALIZER_STEPS`), in order."""
     for step in steps:
@@ -107,6 +236,8 @@ def _normalized(text: tf.Tensor, steps: Sequence[str]) -> tf.Tensor:
             text = tf.strings.regex_replace(text, r"\p{Mn}", "")
         elif step == "lowercase":
             text = _lowercase(text)
+        elif step == "prefix_space":
+            text = tf.strings.regex_replace(text, "^([^ ])", r" \1")
     return text
 
 
@@ -121,6 +252,8 @@ def checkpoint_tokenizer(checkpoint: Checkpoint) -> CheckpointTokenizer:
     """The in-graph tokenizer for `checkpoint.tokenizer`."""
     if checkpoint.tokenizer == "sentencepiece":
         return SentencePieceTokenizer(checkpoint)
+    if checkpoint.tokenizer == "bpe":
+        return ByteLevelBPETokenizer(checkpoint)
     return WordPieceTokenizer(checkpoint)
 
 
@@ -139,6 +272,4 @@ def _model_proto(checkpoint: Checkpoint):
 
 
 def _hugging_face_vocabulary(checkpoint: Checkpoint) -> dict[str, int]:
-    from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
-
-    return AutoTokenizer.from_pretrained(checkpoint.path).get_vocab()
+    return reference_tokenizer(checkpoint.path).get_vocab()

@@ -4,7 +4,8 @@ A checkpoint whose tokenizer the graph cannot reproduce, with an architecture `t
 cannot put a TensorFlow classification head on, or missing from an offline machine would
 otherwise fail deep inside Transform or the Trainer. This check fails in seconds with one message,
 and hands the components a local folder plus the tokenizer settings the in-graph tokenizer
-(WordPiece over `vocab.txt`, or SentencePiece over the checkpoint's `.model`) must copy.
+(WordPiece over `vocab.txt`, SentencePiece over the checkpoint's `.model`, or byte-level BPE over
+its vocabulary and merges) must copy.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class Checkpoint:
 
     path: str
     model_type: str
-    # "wordpiece" (tokenizer_file is vocab.txt) or "sentencepiece" (the checkpoint's .model).
+    # "wordpiece" (tokenizer_file is vocab.txt), "sentencepiece" (the checkpoint's .model) or
+    # "bpe", byte-level (merges.txt, or tokenizer.json where the merges are only there).
     tokenizer: str
     tokenizer_file: str
     cls_token: str
@@ -48,8 +50,8 @@ class Checkpoint:
     pair_separators: int
     pair_token_type: int
     # The normalizer steps the graph applies before the tokenizer (`NORMALIZER_STEPS`, in order):
-    # BERT's lower-casing and accent stripping, or a SentencePiece checkpoint's Hugging Face
-    # normalizer before the model's own; and, SentencePiece only, whether a trailing space is a
+    # BERT's lower-casing and accent stripping, a SentencePiece checkpoint's Hugging Face
+    # normalizer before the model's own, a byte-level BPE's prefix space; and, SentencePiece only, whether a trailing space is a
     # piece of its own (ALBERT's tokenizer keeps it; the others strip it).
     normalizer_steps: tuple[str, ...]
     trailing_space_piece: bool
@@ -81,7 +83,8 @@ def resolve_checkpoint(name: str, max_seq_length: int) -> Checkpoint:
     Raises:
       CheckpointError: not available locally, no TF-loadable weights, an architecture without
         TF sequence classification, too few positions, or a tokenizer the graph cannot
-        reproduce (neither `vocab.txt` nor a SentencePiece `.model`, special tokens missing).
+        reproduce (not WordPiece, SentencePiece or byte-level BPE, options or special tokens
+        it does not copy).
     """
     path = _local_folder(name)
     config = _read_json(path / "config.json", name)
@@ -108,20 +111,23 @@ def resolve_checkpoint(name: str, max_seq_length: int) -> Checkpoint:
         tokenizer = _wordpiece(path, name)
     elif sorted(path.glob("*.model")):
         tokenizer = _sentencepiece(path, name)
+    elif _has_byte_level_bpe(path):
+        tokenizer = _byte_level_bpe(path, name)
     else:
         found = _other_tokenizer(path)
         raise CheckpointError(
-            f"checkpoint {name} has no {VOCAB_FILE} or SentencePiece .model"
-            + (f" but {found}, which the graph cannot reproduce yet (byte-level BPE is not "
-               "supported)" if found else "")
-            + ": the in-graph tokenizers are WordPiece and SentencePiece; use a BERT-family "
-            "(BERT, MiniLM, DistilBERT, ELECTRA) or SentencePiece (ALBERT, XLM-RoBERTa, "
-            "DeBERTa-v2/v3, CamemBERT) checkpoint")
+            f"checkpoint {name} has no {VOCAB_FILE}, SentencePiece .model or byte-level BPE "
+            "vocabulary and merges" + (f" but {found}, which the graph cannot reproduce"
+                                       if found else "")
+            + ": the in-graph tokenizers are WordPiece, SentencePiece and byte-level BPE; use a "
+            "BERT-family (BERT, MiniLM, DistilBERT, ELECTRA), SentencePiece (ALBERT, "
+            "XLM-RoBERTa, DeBERTa-v2/v3, CamemBERT) or RoBERTa-family (RoBERTa, DistilRoBERTa) "
+            "checkpoint")
     return Checkpoint(
         path=str(path), model_type=model_type, declared_pooling=_declared_pooling(path),
         fingerprint=_fingerprint([path / "config.json", pathlib.Path(tokenizer["tokenizer_file"]),
                                   *weights, path / "tokenizer_config.json",
-                                  path / "tokenizer.json"]),
+                                  path / "tokenizer.json", path / _BPE_VOCABULARY]),
         **tokenizer)
 
 
@@ -155,7 +161,9 @@ def _wordpiece(path: pathlib.Path, name: str) -> dict[str, Any]:
 # Normalizer steps the graph reproduces (`modules.checkpoint_tokenizers`). Of a SentencePiece
 # checkpoint's Hugging Face normalizer, "Precompiled" (the model's own character map) and the
 # whitespace steps are the SentencePiece op's; the others run before it, in the normalizer's order.
-NORMALIZER_STEPS = ("quotes", "nfd", "nfkd", "strip_accents", "lowercase")
+# A byte-level BPE's "prefix_space" (its pre-tokenizer's add_prefix_space) is a step too: a space
+# before a text that does not open with one.
+NORMALIZER_STEPS = ("quotes", "nfd", "nfkd", "strip_accents", "lowercase", "prefix_space")
 
 
 def _sentencepiece(path: pathlib.Path, name: str) -> dict[str, Any]:
@@ -170,6 +178,67 @@ def _sentencepiece(path: pathlib.Path, name: str) -> dict[str, Any]:
     if not model_file.is_file():
         [model_file, *_] = sorted(path.glob("*.model"))
     steps, trailing_space_piece = _normalizer_steps(tokenizer, name)
+    return dict(tokenizer="sentencepiece", tokenizer_file=str(model_file),
+                normalizer_steps=steps, trailing_space_piece=trailing_space_piece,
+                **_special_tokens(tokenizer, name))
+
+
+_BPE_VOCABULARY, _BPE_MERGES = "vocab.json", "merges.txt"
+# The settings of a Hugging Face BPE model the graph's merge loop reproduces: their defaults
+# (older tokenizer.json files leave them out or write null).
+_BPE_MODEL_DEFAULTS = {"dropout": None, "continuing_subword_prefix": "", "end_of_word_suffix": "",
+                       "fuse_unk": False, "byte_fallback": False, "ignore_merges": False}
+
+
+def _has_byte_level_bpe(path: pathlib.Path) -> bool:
+    if (path / _BPE_VOCABULARY).is_file() and (path / _BPE_MERGES).is_file():
+        return True
+    tokenizer = _read_optional_json(path / "tokenizer.json")
+    return (tokenizer.get("model") or {}).get("type") == "BPE" and "ByteLevel" in json.dumps(
+        tokenizer.get("pre_tokenizer"))
+
+
+def _byte_level_bpe(path: pathlib.Path, name: str) -> dict[str, Any]:
+    """The byte-level BPE settings (RoBERTa, DistilRoBERTa), read from the checkpoint's own fast
+    tokenizer: every option the graph's merge loop does not copy is refused by name."""
+    tokenizer = _auto_tokenizer(path, name)
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())
+    model = backend.get("model") or {}
+    pre_tokenizer = backend.get("pre_tokenizer") or {}
+    if pre_tokenizer.get("type") == "Sequence" and len(pre_tokenizer["pretokenizers"]) == 1:
+        [pre_tokenizer] = pre_tokenizer["pretokenizers"]
+    problems = [f"its normalizer {json.dumps(backend['normalizer'])[:120]}"
+                ] if backend.get("normalizer") else []
+    if pre_tokenizer.get("type") != "ByteLevel" or not pre_tokenizer.get("use_regex", True):
+        problems.append(f"its pre-tokenizer {json.dumps(pre_tokenizer)[:120]} (the graph splits "
+                        "as ByteLevel with GPT-2's pattern)")
+    problems += [f"the BPE option {option}={model.get(option)!r}"
+                 for option, default in _BPE_MODEL_DEFAULTS.items()
+                 if model.get(option) not in (None, default)]
+    from transformers.models.gpt2.tokenization_gpt2 import (  # pylint: disable=import-outside-toplevel
+        bytes_to_unicode)
+
+    vocabulary = model.get("vocab") or {}
+    missing = [character for character in bytes_to_unicode().values()
+               if character not in vocabulary]
+    if missing:
+        problems.append(f"a vocabulary without {len(missing)} of the 256 byte symbols "
+                        f"({''.join(missing[:10])}...)")
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {name}'s byte-level BPE tokenizer has " + "; ".join(problems)
+            + ", which the graph does not reproduce: the in-graph BPE copies RoBERTa's (ByteLevel "
+            "pre-tokenizer, no normalizer, plain merges over all 256 bytes)")
+    merges_file = path / _BPE_MERGES
+    return dict(tokenizer="bpe", tokenizer_file=str(
+        merges_file if merges_file.is_file() else path / "tokenizer.json"),
+        normalizer_steps=("prefix_space",) if pre_tokenizer.get("add_prefix_space") else (),
+        trailing_space_piece=False, **_special_tokens(tokenizer, name))
+
+
+def _special_tokens(tokenizer: Any, name: str) -> dict[str, Any]:
+    """Special tokens, vocabulary size and pair format of a fast tokenizer, from its own template
+    (what `AutoTokenizer` makes is the reference for parity)."""
     template = tokenizer.build_inputs_with_special_tokens([-1], [-2])
     types = tokenizer.create_token_type_ids_from_sequences([-1], [-2])
     ids = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id,
@@ -185,19 +254,32 @@ def _sentencepiece(path: pathlib.Path, name: str) -> dict[str, Any]:
             f"checkpoint {name}'s tokenizer packs a pair as {template} (-1, -2: the texts), "
             "which the graph does not reproduce: [CLS] a [SEP] b [SEP] or <s> a </s></s> b </s>")
     return dict(
-        tokenizer="sentencepiece", tokenizer_file=str(model_file), cls_token=tokenizer.cls_token, sep_token=tokenizer.sep_token,
+        cls_token=tokenizer.cls_token, sep_token=tokenizer.sep_token,
         pad_token=tokenizer.pad_token, unk_token=tokenizer.unk_token,
         cls_id=cls_id, sep_id=sep_id, pad_id=ids[2], unk_id=ids[3], vocab_size=len(tokenizer),
-        pair_separators=separators, pair_token_type=types[-1], normalizer_steps=steps,
-        trailing_space_piece=trailing_space_piece)
+        pair_separators=separators, pair_token_type=types[-1])
+
+
+def reference_tokenizer(path: str) -> Any:
+    """The checkpoint's Hugging Face tokenizer as the in-graph tokenizers' reference.
+
+    A special token's string inside a text ("<s>", "[SEP]", "<mask>") stays text, as the graph
+    tokenizes it: Hugging Face's default would make it the special token, which would let a client
+    forge a pair's separator or a mask in the text it sends.
+    """
+    from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
+
+    return AutoTokenizer.from_pretrained(path, split_special_tokens=True)
 
 
 def _auto_tokenizer(path: pathlib.Path, name: str) -> Any:
-    from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
-
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-    except (OSError, ValueError, ImportError) as error:
+        tokenizer = reference_tokenizer(str(path))
+    # The `tokenizers` library panics on some inconsistent files: its PanicException derives
+    # from BaseException.
+    except BaseException as error:  # pylint: disable=broad-exception-caught
+        if isinstance(error, (KeyboardInterrupt, SystemExit)):
+            raise
         raise CheckpointError(f"checkpoint {name}'s tokenizer does not load with transformers' "
                               f"AutoTokenizer ({error})") from error
     if not tokenizer.is_fast:
@@ -280,8 +362,6 @@ _WORDPIECE_CLASSES = ("BertTokenizer", "DistilBertTokenizer", "ElectraTokenizer"
 
 def _other_tokenizer(path: pathlib.Path) -> str:
     """What tokenizer a checkpoint without vocab.txt or .model has, in words ('' when none)."""
-    if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
-        return "a byte-level BPE tokenizer (vocab.json + merges.txt, as RoBERTa's)"
     if (path / "tokenizer.json").is_file():
         kind = (_read_json(path / "tokenizer.json", str(path)).get("model") or {}).get("type", "")
         if kind and kind != "WordPiece":

