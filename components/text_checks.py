@@ -96,9 +96,10 @@ class SplitRows:
 class TokenCounter:
     """Counts each example's tokens and [UNK] tokens as the Transform's `preprocessing_fn` would.
 
-    With a checkpoint: its own tokenizer (WordPiece or SentencePiece), through the same ops.
-    From scratch: lower-cased words against the vocabulary `tft.vocabulary` builds on the training split (words seen at least
-    `min_word_frequency` times, the `max_vocab_size` most frequent).
+    With a checkpoint: its own tokenizer (WordPiece, SentencePiece or byte-level BPE), through
+    the same ops. From scratch: lower-cased words against the vocabulary `tft.vocabulary` builds
+    on the training split (words seen at least `min_word_frequency` times, the `max_vocab_size`
+    most frequent).
     """
 
     def __init__(self, checkpoint: Optional[Checkpoint], train: SplitRows, max_vocab_size: int,

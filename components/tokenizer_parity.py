@@ -2,8 +2,8 @@
 
 The served model tokenizes in the TF graph (WordPiece, SentencePiece or byte-level BPE,
 `modules.checkpoint_tokenizers`), while the checkpoint was pretrained on ids from its Hugging Face
-tokenizer (`pipeline.checkpoint.reference_tokenizer`, special-token strings kept as text). Any difference (accents, punctuation,
-truncation of pairs) silently shifts what the model sees. This component runs both on a split of
+tokenizer (`pipeline.checkpoint.reference_tokenizer`, special-token strings kept as text). Any
+difference (accents, punctuation, truncation of pairs) silently shifts what the model sees. This component runs both on a split of
 real examples, writes the share of examples whose ids, mask and segment ids are identical plus
 the first mismatches, and fails the run below a threshold, before the Trainer starts.
 """
@@ -171,5 +171,5 @@ def TokenizerParity(  # pylint: disable=invalid-name
         raise TokenizerParityError(
             f"tokenizer parity too low: {result.summary()}. First mismatches:\n{listed}\n"
             "The in-graph tokenizer does not reproduce this checkpoint's tokenizer: check that "
-            "the checkpoint's vocab.txt, .model or merges and its tokenizer files belong together (the "
-            f"log lists up to {_MAX_LISTED} mismatches)")
+            "the checkpoint's vocab.txt, .model or merges and its tokenizer files belong "
+            f"together (the log lists up to {_MAX_LISTED} mismatches)")

@@ -162,8 +162,8 @@ class ByteLevelBPETokenizer(CheckpointTokenizer):
             keep = tf.tensor_scatter_nd_update(
                 tf.ones_like(ids, dtype=tf.bool), at + 1, tf.zeros_like(at[:, 0], dtype=tf.bool))
             finished = tf.gather(best == _NO_MERGE, word_of_piece)
-            return (tf.boolean_mask(merged, keep & ~finished),
-                    tf.boolean_mask(word_of_piece, keep & ~finished),
+            stay = keep & ~finished
+            return (tf.boolean_mask(merged, stay), tf.boolean_mask(word_of_piece, stay),
                     tf.concat([done_ids, tf.boolean_mask(ids, finished)], 0),
                     tf.concat([done_word_of_piece, tf.boolean_mask(word_of_piece, finished)], 0))
 
@@ -181,10 +181,10 @@ class ByteLevelBPETokenizer(CheckpointTokenizer):
 _ID_BITS = 24
 _NO_MERGE = tf.int64.max
 # Unicode's White_Space characters: what the `tokenizers` library's \s matches (RE2's \s is ASCII).
-_WHITE_SPACE = r"\t-\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
 _WHITE_SPACE_CODEPOINTS = np.array(
     [*range(0x9, 0xE), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F,
      0x205F, 0x3000], dtype=np.int32)
+_WHITE_SPACE = "".join(f"\\x{{{codepoint:X}}}" for codepoint in _WHITE_SPACE_CODEPOINTS)
 # GPT-2's pattern without its lookahead `\s+(?!\S)`, which RE2 lacks: `_gpt2_words` first cuts
 # each run of white space before its last character where a word follows, so a plain `\s+`
 # then takes what the lookahead would have left.

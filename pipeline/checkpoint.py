@@ -51,8 +51,9 @@ class Checkpoint:
     pair_token_type: int
     # The normalizer steps the graph applies before the tokenizer (`NORMALIZER_STEPS`, in order):
     # BERT's lower-casing and accent stripping, a SentencePiece checkpoint's Hugging Face
-    # normalizer before the model's own, a byte-level BPE's prefix space; and, SentencePiece only, whether a trailing space is a
-    # piece of its own (ALBERT's tokenizer keeps it; the others strip it).
+    # normalizer before the model's own, a byte-level BPE's prefix space; and, SentencePiece only,
+    # whether a trailing space is a piece of its own (ALBERT's tokenizer keeps it; the others
+    # strip it).
     normalizer_steps: tuple[str, ...]
     trailing_space_piece: bool
     # The sentence pooling a sentence-transformers checkpoint declares (1_Pooling/config.json):
@@ -152,9 +153,10 @@ def _wordpiece(path: pathlib.Path, name: str) -> dict[str, Any]:
         ("nfd", "strip_accents") if (lower_case if strip_accents is None else strip_accents)
         else ())
     return dict(
-        tokenizer="wordpiece", tokenizer_file=str(vocab_path), cls_token=tokens["cls"], sep_token=tokens["sep"], pad_token=tokens["pad"],
-        unk_token=tokens["unk"], cls_id=ids[tokens["cls"]], sep_id=ids[tokens["sep"]],
-        pad_id=ids[tokens["pad"]], unk_id=ids[tokens["unk"]], vocab_size=len(vocabulary),
+        tokenizer="wordpiece", tokenizer_file=str(vocab_path), cls_token=tokens["cls"],
+        sep_token=tokens["sep"], pad_token=tokens["pad"], unk_token=tokens["unk"],
+        cls_id=ids[tokens["cls"]], sep_id=ids[tokens["sep"]], pad_id=ids[tokens["pad"]],
+        unk_id=ids[tokens["unk"]], vocab_size=len(vocabulary),
         pair_separators=1, pair_token_type=1, normalizer_steps=steps, trailing_space_piece=False)
 
 
