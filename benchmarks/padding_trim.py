@@ -29,6 +29,7 @@ from modules.bert_classifier import build_classifier, compile_classifier  # noqa
 from modules.datasets import trim_to_longest_row  # noqa: E402
 from modules.preprocessing import split_words  # noqa: E402
 from pipeline.config import ModelConfig, TrainingConfig  # noqa: E402
+from pipeline.training_plan import plan_training  # noqa: E402
 
 RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "padding_trim.json"
 VOCAB_SIZE = 2000
@@ -58,7 +59,8 @@ def _examples_per_second(dataset: tf.data.Dataset, batch_size: int) -> float:
     tf.keras.utils.set_random_seed(0)
     model_config = ModelConfig()
     model = build_classifier(model_config, vocab_size=VOCAB_SIZE, num_labels=2)
-    compile_classifier(model, TrainingConfig(), total_steps=WARMUP_STEPS + TIMED_STEPS)
+    training = plan_training(TrainingConfig(), fine_tuning=False).applied_to(TrainingConfig())
+    compile_classifier(model, training, total_steps=WARMUP_STEPS + TIMED_STEPS)
     model.fit(dataset, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
     started = time.monotonic()
     model.fit(dataset, steps_per_epoch=TIMED_STEPS, epochs=1, verbose=0)

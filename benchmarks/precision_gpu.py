@@ -31,6 +31,7 @@ from modules import features  # noqa: E402
 from modules.bert_classifier import build_classifier, compile_classifier  # noqa: E402
 from modules.strategy import precision_policy  # noqa: E402
 from pipeline.config import ModelConfig, TrainingConfig  # noqa: E402
+from pipeline.training_plan import plan_training  # noqa: E402
 
 VOCAB_SIZE = 30522
 # Dense peak FLOP/s by device-name fragment: (TF32 / fp32 path, bf16 and fp16).
@@ -66,7 +67,9 @@ def _measure(args: argparse.Namespace, precision: str) -> dict:
     tf.keras.utils.set_random_seed(0)
     with precision_policy(precision):
         model = build_classifier(model_config, vocab_size=VOCAB_SIZE, num_labels=2)
-        compile_classifier(model, TrainingConfig(jit_compile=True), total_steps=10 * args.steps)
+        training = TrainingConfig(jit_compile=True)
+        compile_classifier(model, plan_training(training, fine_tuning=False).applied_to(training),
+                           total_steps=10 * args.steps)
     dataset = _batches(args.batch_size, args.seq_length)
     model.fit(dataset, steps_per_epoch=3, epochs=1, verbose=0)  # compile and warm up
     started = time.monotonic()

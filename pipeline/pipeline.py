@@ -127,9 +127,7 @@ def create_pipeline(
     }
     plan = run_plan(config)
     trainer_config = {**transform_config,
-                      "training": dataclasses.asdict(dataclasses.replace(
-                          config.training, learning_rate=plan.learning_rate,
-                          train_steps=plan.train_steps or None)),
+                      "training": dataclasses.asdict(plan.applied_to(config.training)),
                       # The rules behind them, for the run log and the report.
                       "plan": dataclasses.asdict(plan),
                       # Crash-safe backups: a rerun of an interrupted Trainer resumes from here.

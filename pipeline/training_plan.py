@@ -39,6 +39,12 @@ class TrainingPlan:
             f"{self.train_steps_rule}: {epochs} epoch{'s' if epochs != 1 else ''} x "
             f"{training_rows} training rows / batch {batch_size}"))
 
+    def applied_to(self, training: TrainingConfig) -> TrainingConfig:
+        """`training` with the plan's learning rate and (once known) steps filled in: what the
+        Trainer, and a benchmark that compiles the classifier itself, train with."""
+        return dataclasses.replace(training, learning_rate=self.learning_rate,
+                                   train_steps=self.train_steps or None)
+
     def describe(self) -> str:
         """One line for the run log."""
         return (f"learning rate {self.learning_rate:g} ({self.learning_rate_rule}); "

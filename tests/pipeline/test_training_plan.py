@@ -29,6 +29,15 @@ def test_a_named_checkpoint_gets_a_fine_tuning_recipe_over_the_real_rows():
     assert "202 steps" in counted.describe() and "5e-05" in counted.describe()
 
 
+def test_the_applied_plan_fills_what_the_configuration_left_unset():
+    """What the Trainer (and a benchmark compiling the classifier itself) trains with."""
+    training = TrainingConfig(batch_size=8)
+    applied = plan_training(training, fine_tuning=False).applied_to(training)
+    assert (applied.learning_rate, applied.train_steps, applied.batch_size) == (1e-3, 300, 8)
+    uncounted = plan_training(training, fine_tuning=True).applied_to(training)
+    assert (uncounted.learning_rate, uncounted.train_steps) == (5e-5, None)  # rows not counted
+
+
 @pytest.mark.parametrize("fine_tuning", [False, True])
 def test_values_the_user_set_win_over_every_rule(fine_tuning):
     config = PipelineConfig.load(None, ["training.learning_rate=2e-4", "training.train_steps=70"])
