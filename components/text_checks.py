@@ -9,20 +9,23 @@ of each example's token count and label (`derived_statistics.pb`): TFDV's compar
 skew (train vs eval) and drift (train vs the last accepted data) on them, and once the data gate
 accepts this data, they are the baseline the next run's drift is measured against.
 
+The counting is a Beam pipeline (`components.text_figures`) run with the pipeline's
+`beam_pipeline_args`, so it spreads over a cluster's workers as StatisticsGen and Transform do;
+only its small sums come back here to be judged.
+
 It never fails the run itself: DataGate reads the report and decides, so the figures of a
 stopped run stay in ML Metadata for the run report.
 """
 
 # No `from __future__ import annotations`: the @component decorator reads the annotations.
-import collections
 import dataclasses
 import json
 import math
 import os
+import tempfile
 from typing import Any, Optional, Sequence
 
-import numpy as np
-import pandas as pd
+import apache_beam as beam
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from absl import logging
@@ -31,20 +34,16 @@ from tfx import v1 as tfx
 from tfx.types import artifact, artifact_utils
 from tfx.types.experimental import simple_artifacts
 
-from modules.checkpoint_tokenizers import checkpoint_tokenizer
-from modules.preprocessing import Packing, split_words
-from pipeline.checkpoint import Checkpoint
+from components.text_figures import (EVAL_SPLIT, LABEL_FEATURE, TOKEN_COUNT_FEATURE,
+                                     TRAIN_SPLIT, CountSettings, Figures, MeasureTexts, Row,
+                                     SplitFigures, describe_counting, figures_from_json,
+                                     length_summary, row_of_example)
 from pipeline.config import DataChecksConfig, section_from_dict
 
 REPORT_FILE = "text_checks.json"
 STATISTICS_FILE = "derived_statistics.pb"
-# The per-example features of the derived statistics.
-TOKEN_COUNT_FEATURE = "token_count"
-LABEL_FEATURE = "label"
-TRAIN_SPLIT, EVAL_SPLIT = "train", "eval"
-# Example texts quoted for a failed duplicate, leakage or empty-text check.
-_MAX_QUOTED = 3
-_BATCH_SIZE = 4096
+# What the Beam pipeline measured, judged into REPORT_FILE.
+FIGURES_FILE = "figures.json"
 _HISTOGRAM_BINS = 20
 
 
@@ -87,160 +86,88 @@ class Check:
 
 @dataclasses.dataclass
 class SplitRows:
-    """The texts (one list per text column; None where missing) and labels of one split."""
+    """The texts (one list per text column; None where missing) and labels of one split, held
+    in memory: for `measure` on hand-made splits."""
 
     texts: list[list[Optional[str]]]
     labels: list[str]
 
 
-class TokenCounter:
-    """Counts each example's tokens and [UNK] tokens as the Transform's `preprocessing_fn` would.
-
-    With a checkpoint: its own tokenizer (WordPiece, SentencePiece or byte-level BPE), through
-    the same ops. From scratch: lower-cased words against the vocabulary `tft.vocabulary` builds
-    on the training split (words seen at least `min_word_frequency` times, the `max_vocab_size`
-    most frequent).
-    """
-
-    def __init__(self, checkpoint: Optional[Checkpoint], train: SplitRows, max_vocab_size: int,
-                 min_word_frequency: int):
-        self.checkpoint = checkpoint
-        self._tokenizer = checkpoint_tokenizer(checkpoint) if checkpoint else None
-        self._packing = Packing.of(checkpoint)
-        self._vocabulary: set[bytes] = set()
-        if not checkpoint:
-            counts = collections.Counter(
-                word for column in train.texts for batch in _batches(column)
-                for words in split_words(tf.constant(batch)).to_list() for word in words)
-            frequent = [(count, word) for word, count in counts.items()
-                        if count >= min_word_frequency]
-            self._vocabulary = {word for _, word in sorted(frequent, reverse=True)[:max_vocab_size]}
-
-    def describe(self) -> str:
-        return (f"the {self._tokenizer.display_name} of {self.checkpoint.path}"
-                if self.checkpoint else
-                f"words against the training split's vocabulary ({len(self._vocabulary)} words)")
-
-    def special_tokens(self, segment_count: int) -> int:
-        return self._packing.special_tokens(segment_count)
-
-    def count(self, rows: SplitRows) -> tuple[np.ndarray, np.ndarray]:
-        """Per example: all tokens of the packed row ([CLS]/[SEP] included, before truncation),
-        and the [UNK] tokens among them."""
-        tokens = np.full(len(rows.labels), self.special_tokens(len(rows.texts)), dtype=np.int64)
-        unknown = np.zeros(len(rows.labels), dtype=np.int64)
-        for column in rows.texts:
-            start = 0
-            for batch in _batches(column):
-                batch_tokens, batch_unknown = self._count_batch(batch)
-                tokens[start:start + len(batch)] += batch_tokens
-                unknown[start:start + len(batch)] += batch_unknown
-                start += len(batch)
-        return tokens, unknown
-
-    def _count_batch(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        if self.checkpoint:
-            [ids] = self._tokenizer.ids([tf.constant(texts)])
-            return (ids.row_lengths().numpy(),
-                    tf.reduce_sum(tf.cast(ids == self.checkpoint.unk_id, tf.int64), axis=1).numpy())
-        words = split_words(tf.constant(texts)).to_list()
-        return (np.array([len(row) for row in words]),
-                np.array([sum(word not in self._vocabulary for word in row) for row in words]))
-
-
-def read_split(example_files: Sequence[str], text_columns: Sequence[str],
-               label_column: str) -> SplitRows:
-    """The texts and labels of gzipped TFRecord files of raw tf.Examples (one ExampleGen split)."""
-    rows = SplitRows(texts=[[] for _ in text_columns], labels=[])
-    dataset = tf.data.TFRecordDataset(list(example_files), compression_type="GZIP")
-    for record in dataset.as_numpy_iterator():
-        feature = tf.train.Example.FromString(record).features.feature
-        for column, values in zip(text_columns, rows.texts):
-            values.append(_first_value(feature, column))
-        rows.labels.append(_first_value(feature, label_column) or "")
-    return rows
-
-
-def measure(splits: dict[str, SplitRows], counter: TokenCounter, max_seq_length: int,
-            thresholds: DataChecksConfig,
+def measure(splits: dict[str, SplitRows], settings: CountSettings, thresholds: DataChecksConfig,
             baseline: Optional[tuple[statistics_pb2.DatasetFeatureStatisticsList, dict]] = None,
             ) -> tuple[dict[str, Any], statistics_pb2.DatasetFeatureStatisticsList]:
-    """Measures every check on the `train` and `eval` splits.
+    """Measures every check on in-memory `train` and `eval` splits, through the component's
+    Beam pipeline on the in-process DirectRunner."""
+    rows = [Row(split, tuple(texts), label) for split, split_rows in splits.items()
+            for texts, label in zip(zip(*split_rows.texts), split_rows.labels)]
+    with tempfile.TemporaryDirectory(prefix="text-checks-") as folder:
+        path = os.path.join(folder, FIGURES_FILE)
+        with beam.Pipeline() as pipeline:
+            _ = (pipeline | "Rows" >> beam.Create(rows, reshuffle=False)
+                 | MeasureTexts(settings) | _WriteFigures(path))
+        figures = _read_figures(path)
+    return judge(figures, settings, thresholds, baseline)
+
+
+def judge(figures: Figures, settings: CountSettings, thresholds: DataChecksConfig,
+          baseline: Optional[tuple[statistics_pb2.DatasetFeatureStatisticsList, dict]] = None,
+          ) -> tuple[dict[str, Any], statistics_pb2.DatasetFeatureStatisticsList]:
+    """Every check of the measured `figures` against its threshold.
 
     Args:
       baseline: the derived statistics and the report of the last accepted data, for drift.
     Returns:
       The report (figures per split and every check) and the derived statistics.
     """
-    report: dict[str, Any] = {"tokenizer": counter.describe(), "max_seq_length": max_seq_length,
-                              "splits": {}, "checks": []}
+    max_seq_length = settings.max_seq_length
+    report: dict[str, Any] = {
+        "tokenizer": describe_counting(settings, figures.vocabulary_size),
+        "max_seq_length": max_seq_length, "splits": {}, "checks": []}
     checks: list[Check] = []
-    token_counts = {}
-    for split, rows in splits.items():
-        tokens, unknown = counter.count(rows)
-        token_counts[split] = tokens
-        empty = [index for index in range(len(rows.labels))
-                 if any(column[index] is None or not column[index].strip()
-                        for column in rows.texts)]
-        text_tokens = int(tokens.sum()) - counter.special_tokens(len(rows.texts)) * len(tokens)
+    for split in (TRAIN_SPLIT, EVAL_SPLIT):
+        sums = figures.splits.get(split, SplitFigures())
         report["splits"][split] = {
-            "examples": len(rows.labels),
-            "empty_texts": len(empty),
-            "truncated": int((tokens > max_seq_length).sum()),
-            "text_tokens": text_tokens,
-            "unk_tokens": int(unknown.sum()),
-            "token_length": _length_summary(tokens, max_seq_length),
-            "label_counts": dict(sorted(collections.Counter(rows.labels).items())),
+            "examples": sums.examples,
+            "empty_texts": sums.empty_texts,
+            "truncated": sums.truncated(max_seq_length),
+            "text_tokens": sums.text_tokens,
+            "unk_tokens": sums.unk_tokens,
+            "token_length": length_summary(sums.token_counts, max_seq_length, _HISTOGRAM_BINS),
+            "label_counts": dict(sorted(sums.label_counts.items())),
         }
-        figures = report["splits"][split]
+        figures_of_split = report["splits"][split]
         checks += [
-            Check("empty_text_rate", split, _share(len(empty), len(rows.labels)),
+            Check("empty_text_rate", split, _share(sums.empty_texts, sums.examples),
                   thresholds.max_empty_text_rate, "data_checks.max_empty_text_rate",
-                  f"{len(empty)} of {len(rows.labels)} examples have an empty or missing text"),
-            Check("truncation_rate", split, _share(figures["truncated"], len(rows.labels)),
+                  f"{sums.empty_texts} of {sums.examples} examples have an empty or missing "
+                  "text"),
+            Check("truncation_rate", split, _share(figures_of_split["truncated"], sums.examples),
                   thresholds.max_truncation_rate, "data_checks.max_truncation_rate",
-                  f"{figures['truncated']} of {len(rows.labels)} examples are longer than "
+                  f"{figures_of_split['truncated']} of {sums.examples} examples are longer than "
                   f"model.max_seq_length {max_seq_length} tokens (longest "
-                  f"{figures['token_length']['max']})"),
-            Check("unk_rate", split, _share(figures["unk_tokens"], text_tokens),
+                  f"{figures_of_split['token_length']['max']})"),
+            Check("unk_rate", split, _share(sums.unk_tokens, sums.text_tokens),
                   thresholds.max_unk_rate, "data_checks.max_unk_rate",
-                  f"{figures['unk_tokens']} of {text_tokens} tokens are [UNK]"),
+                  f"{sums.unk_tokens} of {sums.text_tokens} tokens are [UNK]"),
         ]
-    train, evaluation = splits[TRAIN_SPLIT], splits[EVAL_SPLIT]
-    train_keys = [_text_key(row) for row in zip(*train.texts)]
-    repeats = collections.Counter(train_keys)
-    duplicated = [key for key, count in repeats.items() if count > 1]
-    duplicate_count = len(train_keys) - len(repeats)
+    repeats = figures.repeats
+    train_examples = report["splits"][TRAIN_SPLIT]["examples"]
+    eval_examples = report["splits"][EVAL_SPLIT]["examples"]
     checks.append(Check(
-        "duplicate_rate", TRAIN_SPLIT, _share(duplicate_count, len(train_keys)),
+        "duplicate_rate", TRAIN_SPLIT, _share(repeats.duplicates, train_examples),
         thresholds.max_duplicate_rate, "data_checks.max_duplicate_rate",
-        f"{duplicate_count} of {len(train_keys)} training examples repeat another"
-        + _quoted(duplicated)))
-    leaked = [key for key in (_text_key(row) for row in zip(*evaluation.texts)) if key in repeats]
+        f"{repeats.duplicates} of {train_examples} training examples repeat another"
+        + _quoted(repeats.duplicated_texts)))
     checks.append(Check(
-        "leakage_rate", f"{EVAL_SPLIT} in {TRAIN_SPLIT}", _share(len(leaked), len(evaluation.labels)),
+        "leakage_rate", f"{EVAL_SPLIT} in {TRAIN_SPLIT}", _share(repeats.leaked, eval_examples),
         thresholds.max_leakage_rate, "data_checks.max_leakage_rate",
-        f"{len(leaked)} of {len(evaluation.labels)} eval examples also appear in the training "
-        "split" + _quoted(leaked)))
+        f"{repeats.leaked} of {eval_examples} eval examples also appear in the training "
+        "split" + _quoted(repeats.leaked_texts)))
 
-    statistics = derived_statistics(token_counts, {split: rows.labels
-                                                   for split, rows in splits.items()})
-    checks += _distribution_checks(statistics, report, thresholds, baseline)
+    checks += _distribution_checks(figures.statistics, report, thresholds, baseline)
     report["checks"] = [{**dataclasses.asdict(check), "passed": check.passed} for check in checks]
     report["passed"] = all(check.passed for check in checks)
-    return report, statistics
-
-
-def derived_statistics(token_counts: dict[str, np.ndarray], labels: dict[str, list[str]]
-                       ) -> statistics_pb2.DatasetFeatureStatisticsList:
-    """TFDV statistics of each example's token count and label, one dataset per split."""
-    statistics = statistics_pb2.DatasetFeatureStatisticsList()
-    for split, counts in token_counts.items():
-        frame = pd.DataFrame({TOKEN_COUNT_FEATURE: counts, LABEL_FEATURE: labels[split]})
-        dataset = tfdv.generate_statistics_from_dataframe(frame).datasets[0]
-        dataset.name = split
-        statistics.datasets.append(dataset)
-    return statistics
+    return report, figures.statistics
 
 
 def report_checks(report: dict[str, Any]) -> list[Check]:
@@ -337,17 +264,6 @@ def _dataset(statistics: statistics_pb2.DatasetFeatureStatisticsList,
     return statistics_pb2.DatasetFeatureStatisticsList(datasets=[dataset])
 
 
-def _length_summary(tokens: np.ndarray, max_seq_length: int) -> dict[str, Any]:
-    top = max(int(tokens.max()), max_seq_length) + 1
-    edges = np.unique(np.linspace(0, top, _HISTOGRAM_BINS + 1).astype(int))
-    counts, _ = np.histogram(tokens, bins=edges)
-    return {"mean": float(tokens.mean()), "p50": float(np.percentile(tokens, 50)),
-            "p90": float(np.percentile(tokens, 90)), "p99": float(np.percentile(tokens, 99)),
-            "max": int(tokens.max()),
-            "histogram": [[int(low), int(high), int(count)]
-                          for low, high, count in zip(edges[:-1], edges[1:], counts)]}
-
-
 def _shares(counts: dict[str, int]) -> dict[str, float]:
     total = sum(counts.values())
     return {value: count / total for value, count in counts.items()} if total else {}
@@ -357,33 +273,24 @@ def _share(count: int, total: int) -> float:
     return count / total if total else 0.0
 
 
-def _text_key(texts: Sequence[Optional[str]]) -> str:
-    """Texts compared for duplicates and leakage: lower-cased, whitespace collapsed."""
-    return "\x1f".join(" ".join((text or "").lower().split()) for text in texts)
+def _quoted(texts: Sequence[str]) -> str:
+    return ", e.g. " + ", ".join(repr(text) for text in texts) if texts else ""
 
 
-def _quoted(keys: Sequence[str]) -> str:
-    if not keys:
-        return ""
-    shown = [key.replace("\x1f", " || ")[:80] for key in keys[:_MAX_QUOTED]]
-    return ", e.g. " + ", ".join(repr(text) for text in shown)
+class _WriteFigures(beam.PTransform):
+    """MeasureTexts' one JSON text -> the file at `path` (on any file system Beam writes to)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self._path = path
+
+    def expand(self, figures: beam.PCollection) -> beam.pvalue.PDone:
+        return figures | beam.io.WriteToText(self._path, shard_name_template="")
 
 
-def _batches(values: list[Optional[str]]) -> list[list[str]]:
-    return [[value or "" for value in values[start:start + _BATCH_SIZE]]
-            for start in range(0, len(values), _BATCH_SIZE)]
-
-
-def _first_value(feature: Any, name: str) -> Optional[str]:
-    """The first value of a tf.Example feature as text; None when the feature is missing."""
-    if name not in feature:
-        return None
-    values = feature[name]
-    for kind in ("bytes_list", "int64_list", "float_list"):
-        if values.HasField(kind) and getattr(values, kind).value:
-            value = getattr(values, kind).value[0]
-            return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-    return None
+def _read_figures(path: str) -> Figures:
+    with tf.io.gfile.GFile(path) as handle:
+        return figures_from_json(handle.read())
 
 
 def _read_baseline(baseline: Optional[AcceptedData]
@@ -396,14 +303,16 @@ def _read_baseline(baseline: Optional[AcceptedData]
 
 
 # TFX names a function component after the function, as it names classes.
-@tfx.dsl.components.component
+@tfx.dsl.components.component(use_beam=True)
 def TextChecks(  # pylint: disable=invalid-name
         examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
         report: tfx.dsl.components.OutputArtifact[TextChecksReport],
         settings: tfx.dsl.components.Parameter[str],
         baseline: tfx.dsl.components.InputArtifact[AcceptedData] = None,
+        beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
-    """Measures the text checks on ExampleGen's train and eval splits.
+    """Measures the text checks on ExampleGen's train and eval splits, on Beam with the
+    pipeline's `beam_pipeline_args`.
 
     `settings` is JSON: `data_checks` (the thresholds), `text_columns`, `label_column`,
     `max_seq_length`, `max_vocab_size`, `min_word_frequency` and `checkpoint` (a
@@ -411,14 +320,21 @@ def TextChecks(  # pylint: disable=invalid-name
     accepted data (none on a first run: drift is then not measured).
     """
     options = json.loads(settings)
-    splits = {split: read_split(
-        tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")),
-        options["text_columns"], options["label_column"]) for split in (TRAIN_SPLIT, EVAL_SPLIT)}
-    checkpoint = Checkpoint.from_dict(options["checkpoint"]) if options["checkpoint"] else None
-    counter = TokenCounter(checkpoint, splits[TRAIN_SPLIT], options["max_vocab_size"],
-                           options["min_word_frequency"])
-    figures, statistics = measure(
-        splits, counter, options["max_seq_length"],
+    count_settings = CountSettings(
+        checkpoint=options["checkpoint"], max_vocab_size=options["max_vocab_size"],
+        min_word_frequency=options["min_word_frequency"],
+        max_seq_length=options["max_seq_length"])
+    figures_path = os.path.join(report.uri, FIGURES_FILE)
+    with beam_pipeline as pipeline:
+        rows = [pipeline
+                | f"Read{split}" >> beam.io.ReadFromTFRecord(os.path.join(
+                    artifact_utils.get_split_uri([examples], split), "*"))
+                | f"Parse{split}" >> beam.Map(row_of_example, split, options["text_columns"],
+                                              options["label_column"])
+                for split in (TRAIN_SPLIT, EVAL_SPLIT)]
+        _ = rows | beam.Flatten() | MeasureTexts(count_settings) | _WriteFigures(figures_path)
+    figures, statistics = judge(
+        _read_figures(figures_path), count_settings,
         section_from_dict(DataChecksConfig, options["data_checks"]), _read_baseline(baseline))
     figures["span"] = examples.span
     figures["baseline"] = ({"uri": baseline.uri, "span": baseline.get_int_custom_property("span")}

@@ -250,11 +250,16 @@ def _lowercase(text: tf.Tensor) -> tf.Tensor:
 
 def checkpoint_tokenizer(checkpoint: Checkpoint) -> CheckpointTokenizer:
     """The in-graph tokenizer for `checkpoint.tokenizer`."""
+    return tokenizer_class(checkpoint)(checkpoint)
+
+
+def tokenizer_class(checkpoint: Checkpoint) -> type[CheckpointTokenizer]:
+    """The class of `checkpoint`'s in-graph tokenizer (its `display_name` without its tables)."""
     if checkpoint.tokenizer == "sentencepiece":
-        return SentencePieceTokenizer(checkpoint)
+        return SentencePieceTokenizer
     if checkpoint.tokenizer == "bpe":
-        return ByteLevelBPETokenizer(checkpoint)
-    return WordPieceTokenizer(checkpoint)
+        return ByteLevelBPETokenizer
+    return WordPieceTokenizer
 
 
 def _model_proto(checkpoint: Checkpoint):

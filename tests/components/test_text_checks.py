@@ -2,7 +2,8 @@
 
 import pytest
 
-from components.text_checks import SplitRows, TokenCounter, measure, report_checks
+from components.text_checks import SplitRows, measure, report_checks
+from components.text_figures import CountSettings, TokenCounter
 from pipeline.checkpoint import resolve_checkpoint
 from pipeline.config import DataChecksConfig
 
@@ -19,9 +20,9 @@ def test_each_rate_counts_what_its_name_says():
     train = _rows(["good movie", "Good   movie", "bad film", None, "   ", "long " * 70, "fine",
                    "fine plot"], ["pos", "pos", "neg", "neg", "pos", "neg", "pos", "pos"])
     evaluation = _rows(["bad film", "zzz qqq", "good movie", "fine"], ["neg", "neg", "pos", "pos"])
-    counter = TokenCounter(None, train, max_vocab_size=100, min_word_frequency=2)
+    settings = CountSettings(None, max_vocab_size=100, min_word_frequency=2, max_seq_length=64)
 
-    report, _ = measure({"train": train, "eval": evaluation}, counter, max_seq_length=64,
+    report, _ = measure({"train": train, "eval": evaluation}, settings,
                         thresholds=DataChecksConfig())
     checks = _checks(report)
 
@@ -46,14 +47,14 @@ def test_each_rate_counts_what_its_name_says():
 
 def test_drift_needs_a_baseline_and_names_the_label_that_moved():
     balanced = _rows(["a b c"] * 50 + ["d e f"] * 50, ["pos"] * 50 + ["neg"] * 50)
-    counter = TokenCounter(None, balanced, 100, 1)
+    settings = CountSettings(None, 100, 1, 64)
     thresholds = DataChecksConfig(max_duplicate_rate=1.0, max_leakage_rate=1.0)
-    first, statistics = measure({"train": balanced, "eval": balanced}, counter, 64, thresholds)
+    first, statistics = measure({"train": balanced, "eval": balanced}, settings, thresholds)
     assert not any(name.endswith("drift") for name, _ in _checks(first))
     assert first["passed"]
 
     drifted = _rows(["a b c"] * 90 + ["d e f"] * 10, ["pos"] * 90 + ["neg"] * 10)
-    second, _ = measure({"train": drifted, "eval": balanced}, counter, 64, thresholds,
+    second, _ = measure({"train": drifted, "eval": balanced}, settings, thresholds,
                         baseline=(statistics, first))
     checks = _checks(second)
     drift = checks["label_drift", "train vs last accepted data"]
@@ -66,7 +67,7 @@ def test_drift_needs_a_baseline_and_names_the_label_that_moved():
     # The eval split is still balanced: skew, train vs eval, crosses too.
     assert not checks["label_skew", "train vs eval"].passed
 
-    same, _ = measure({"train": balanced, "eval": balanced}, counter, 64, thresholds,
+    same, _ = measure({"train": balanced, "eval": balanced}, settings, thresholds,
                       baseline=(statistics, first))
     assert _checks(same)["label_drift", "train vs last accepted data"].value == pytest.approx(0.0)
     assert same["passed"]
@@ -74,10 +75,14 @@ def test_drift_needs_a_baseline_and_names_the_label_that_moved():
 
 def test_the_vocabulary_from_scratch_keeps_frequent_words_up_to_its_size():
     train = _rows(["the the the cat cat dog"], ["pos"])
-    counter = TokenCounter(None, train, max_vocab_size=1, min_word_frequency=2)
-    tokens, unknown = counter.count(_rows(["the cat dog bird"], ["pos"]))
+    settings = CountSettings(None, max_vocab_size=1, min_word_frequency=2, max_seq_length=64)
+    report, _ = measure({"train": train, "eval": _rows(["the cat dog bird"], ["pos"])}, settings,
+                        DataChecksConfig())
     # Only "the" fits a one-word vocabulary: cat (2x) is cut by size, dog and bird by frequency.
-    assert tokens.tolist() == [6] and unknown.tolist() == [3]
+    evaluation = report["splits"]["eval"]
+    assert evaluation["token_length"]["max"] == 6 and evaluation["text_tokens"] == 4
+    assert evaluation["unk_tokens"] == 3
+    assert report["tokenizer"] == "words against the training split's vocabulary (1 words)"
 
 
 def test_wordpiece_counts_equal_the_checkpoint_tokenizer_before_truncation(offline_checkpoint):
@@ -87,8 +92,7 @@ def test_wordpiece_counts_equal_the_checkpoint_tokenizer_before_truncation(offli
     checkpoint = resolve_checkpoint(str(offline_checkpoint), 64)
     sentences = ["Café crème, naïvely priced!", "unbelievably overpriced 🦜 parrots",
                  "word " * 80]
-    counter = TokenCounter(checkpoint, _rows(sentences, ["a"] * 3), 0, 0)
-    tokens, unknown = counter.count(_rows(sentences, ["a"] * 3))
+    tokens, unknown = TokenCounter(checkpoint).count([sentences])
 
     reference = AutoTokenizer.from_pretrained(str(offline_checkpoint))
     expected = [reference(sentence)["input_ids"] for sentence in sentences]
@@ -102,8 +106,7 @@ def test_small_samples_are_not_stopped_for_what_sampling_alone_produces():
     # inside what two samples of one distribution reach at these sizes (1.5 * sqrt(1/160 + 1/40)).
     train = _rows(["a b"] * 80 + ["c d"] * 80, ["pos"] * 80 + ["neg"] * 80)
     evaluation = _rows(["e f"] * 24 + ["g h"] * 16, ["pos"] * 24 + ["neg"] * 16)
-    counter = TokenCounter(None, train, 100, 1)
-    report, _ = measure({"train": train, "eval": evaluation}, counter, 64,
+    report, _ = measure({"train": train, "eval": evaluation}, CountSettings(None, 100, 1, 64),
                         DataChecksConfig(max_unk_rate=1.0, max_duplicate_rate=1.0))
     skew = _checks(report)["label_skew", "train vs eval"]
 

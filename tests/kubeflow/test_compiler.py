@@ -94,6 +94,16 @@ def test_multi_worker_training_becomes_a_tfjob_in_the_pipeline_image(spec):
     assert custom_config["tfjob"]["image"] == IMAGE
 
 
+def test_every_data_step_runs_beam_with_the_cluster_args(spec):
+    """TextChecks and TokenizerParity count on Beam too: on a cluster they spread as
+    StatisticsGen does."""
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    for task in ("StatisticsGen", "TextChecks", "Transform", "TokenizerParity", "Evaluator"):
+        component = spec.components[spec.root.dag.tasks[task].component_ref.name]
+        arguments = " ".join(executors[component.executor_label]["container"]["args"])
+        assert "--direct_running_mode=multi_processing" in arguments, task
+
+
 def test_beam_steps_use_the_configured_runner_args(compiled_spec):
     text = compiled_spec.read_text(encoding="utf-8")
     assert "--direct_running_mode=multi_processing" in text

@@ -19,7 +19,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from components.text_checks import SplitRows, TokenCounter
+from components.text_figures import CountSettings, TokenCounter, describe_counting
 from components.tokenizer_parity import measure_parity
 from modules import features
 from modules.bert_classifier import build_classifier
@@ -106,15 +106,14 @@ def test_packed_pairs_with_truncation_equal_the_hugging_face_tokenizer(family):
 
 def test_text_checks_counts_tokens_and_unknown_pieces_as_the_reference(family):
     _, _, checkpoint, reference = family
-    counter = TokenCounter(checkpoint, SplitRows(texts=[HARD_CASES], labels=["x"] * len(
-        HARD_CASES)), max_vocab_size=0, min_word_frequency=0)
-    tokens, unknown = counter.count(SplitRows(texts=[HARD_CASES], labels=["x"] * len(HARD_CASES)))
+    tokens, unknown = TokenCounter(checkpoint).count([HARD_CASES])
     expected = reference(HARD_CASES)["input_ids"]
     assert tokens.tolist() == [len(ids) for ids in expected]
     assert unknown.tolist() == [ids.count(reference.unk_token_id) for ids in expected]
     # The CJK text is outside the SentencePiece models' pieces; byte-level BPE spells any text.
     assert (unknown.sum() > 0) == (FAMILIES[family[0]].tokenizer == "sentencepiece")
-    assert checkpoint_tokenizer(checkpoint).display_name in counter.describe()
+    assert checkpoint_tokenizer(checkpoint).display_name in describe_counting(
+        CountSettings(checkpoint.to_dict(), 0, 0, MAX_SEQ_LENGTH), vocabulary_size=0)
 
 
 # XLM-R (fairseq ids, RoBERTa's pair, no token types), ALBERT (normalizer steps and an edited
@@ -217,12 +216,14 @@ def test_tokenizer_parity_passes_and_fails_on_a_changed_tokenizer_with_the_misma
                 for column, value in (("text", text), ("label", "positive"))
             })).SerializeToString())
 
-    def parity(checkpoint_folder):
+    def parity(checkpoint_folder, sample_size=0):
         return measure_parity([str(examples)], str(graph_dir), str(checkpoint_folder), ["text"],
-                              MAX_SEQ_LENGTH, sample_size=0, min_parity=0.995)
+                              MAX_SEQ_LENGTH, sample_size=sample_size, min_parity=0.995)
 
     same = parity(folder)
     assert (same.examples, same.identical, same.mismatches) == (300, 300, [])
+    assert (parity(folder, sample_size=50).examples, parity(folder, sample_size=500).examples) == (
+        50, 300)
     changed = parity(_changed_tokenizer(name, folder, tmp_path / "changed"))
     assert not changed.passed and changed.identical < 300
     assert changed.mismatches and all(
