@@ -25,7 +25,7 @@ from serving import commands as serving_commands
 from serving import rollout_commands
 
 # Exit codes besides 0 (pushed) and 1 (the run failed; traceback in the log).
-EXIT_BAD_INPUT = 2  # bad configuration or input data: nothing ran
+EXIT_BAD_INPUT = 2  # bad configuration or input data: nothing trained
 EXIT_NOT_BLESSED = 3  # the run worked but the Evaluator refused the model: CI jobs should notice
 EXIT_KUBEFLOW_API = 4  # the Kubeflow Pipelines endpoint is unreachable or refused the call
 EXIT_DATA_REJECTED = 5  # a gate (DataGate, TokenizerParity) stopped the run: nothing trained
@@ -248,6 +248,7 @@ def _execute(config: PipelineConfig, inputs: RunInputs, log_path: pathlib.Path,
     # pylint: disable=import-outside-toplevel
     from components.data_gate import DataGateError
     from components.tokenizer_parity import TokenizerParityError
+    from pipeline.data_check import input_data_error_in
     from pipeline.local_runner import run_local
     from pipeline.metadata import metadata_store_of, pipeline_runs
 
@@ -257,11 +258,14 @@ def _execute(config: PipelineConfig, inputs: RunInputs, log_path: pathlib.Path,
         outcome = run_local(config, inputs)
     except Exception as error:  # pylint: disable=broad-except
         logging.exception("run failed")
-        error_text = str(error)
+        bad_row = input_data_error_in(error)
+        error_text = bad_row or str(error)
         stopped_by_gate = isinstance(error, (DataGateError, TokenizerParityError))
-        print(f"error: {'' if stopped_by_gate else 'the run failed: '}{error_text}\n"
+        print(f"error: {'' if stopped_by_gate or bad_row else 'the run failed: '}{error_text}\n"
               f"(full traceback in {log_path})", file=sys.stderr)
-        result = EXIT_DATA_REJECTED if stopped_by_gate else 1
+        # A bad row found by ExampleGen (an input too large for the pre-flight to read whole) is
+        # bad input, as the pre-flight would have said.
+        result = EXIT_DATA_REJECTED if stopped_by_gate else EXIT_BAD_INPUT if bad_row else 1
         event = "failure"
     else:
         minutes = (time.monotonic() - started) / 60

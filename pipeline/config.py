@@ -71,6 +71,13 @@ class DataConfig:
     # A text longer than this many characters stops the run in the pre-flight check: such a
     # field is almost always rows merged by an unclosed quote, not a real text.
     max_text_chars: int = 100_000
+    # Inputs up to this many bytes (all files together) are read row by row in the pre-flight
+    # check. A larger input is not read twice: the pre-flight reads its headers and first
+    # `preflight_sample_rows` rows of each file, and ExampleGen checks every row as it reads it
+    # (on Beam), naming file and line the same way; labels outside that sample then need
+    # data.label_values.
+    preflight_max_bytes: int = 256 * 2**20
+    preflight_sample_rows: int = 10_000
     # A reviewed schema (`textclf schema export` writes one to edit) that ImportSchemaGen loads
     # instead of inferring one from each run's data; empty infers (SchemaGen).
     schema_file: str = ""
@@ -645,6 +652,8 @@ class PipelineConfig:
             (1 <= self.data.max_text_chars <= CSV_FIELD_LIMIT,
              f"data.max_text_chars must be in [1, {CSV_FIELD_LIMIT}], the longest field "
              "ExampleGen's CSV decoder reads"),
+            (self.data.preflight_max_bytes >= 0 and self.data.preflight_sample_rows >= 1,
+             "data.preflight_max_bytes must be >= 0 and data.preflight_sample_rows >= 1"),
             (all(value >= 0 for name, value in dataclasses.asdict(self.data_checks).items()
                  if name.startswith("max_")), "data_checks thresholds must be >= 0"),
             (set(self.notifications.events) <= set(NOTIFICATION_EVENTS),

@@ -3,6 +3,11 @@
 ExampleGen would otherwise accept a missing column or an empty file and the run would fail much
 later with a tensor-shape error that names neither the file nor the column. The check also finds
 the label values, which the Evaluator's per-class metrics and the label vocabulary need up front.
+
+Inputs up to `data.preflight_max_bytes` are read here row by row. Larger ones are not read twice:
+here only their headers and first `data.preflight_sample_rows` rows (encoding included), while
+ExampleGen checks every row as it reads it, on Beam, by the same `RowRules` and with the same
+file-and-line messages.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import fnmatch
+import os
 import pathlib
-from typing import Any, Iterator, Optional
+import re
+from typing import Any, Iterator, Optional, Sequence
 
 from pipeline import spans
 from pipeline.config import DataConfig
@@ -20,6 +27,23 @@ from pipeline.encodings import reading_name, undecodable_at
 
 class InputDataError(ValueError):
     """The input files cannot be used; the message names the file, the column and the fix."""
+
+
+def input_data_error_in(error: BaseException) -> Optional[str]:
+    """The InputDataError message inside what a run raised (ExampleGen's row checks run on Beam,
+    which re-raises them with the step appended, or as text from a worker process), or None."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, InputDataError):
+            return _BEAM_STEP.sub("", str(seen))
+        seen = seen.__cause__ or seen.__context__
+    found = _QUOTED_ERROR.search(str(error))
+    return _BEAM_STEP.sub("", found.group(1)) if found else None
+
+
+# What Beam appends to a re-raised error, and how a worker's error reads inside another's text.
+_BEAM_STEP = re.compile(r"( \[while running '[^']*'\])+$")
+_QUOTED_ERROR = re.compile(r"InputDataError: (.+?)(?:\n|$)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +59,83 @@ class DataSummary:
     row_count: int
     # The newest span, which ExampleGen will read; None when the patterns hold no {SPAN}.
     span: Optional[int] = None
+    # Only the first data.preflight_sample_rows rows of each file were read (a large input):
+    # `row_count` counts those, and `label_values` found there are all ExampleGen accepts.
+    sampled: bool = False
+
+    def row_rules(self, data: DataConfig) -> dict[str, Any]:
+        """What ExampleGen checks every row against (`RowRules.from_dict` with the header)."""
+        source = ("data.label_values" if data.label_values else
+                  f"the labels of the first {data.preflight_sample_rows} rows of each file"
+                  if self.sampled else "the labels found in the files")
+        return {"label_column": data.label_column, "label_values": list(self.label_values),
+                "label_source": source, "delimiter": data.delimiter,
+                "max_text_chars": data.max_text_chars}
+
+
+@dataclasses.dataclass(frozen=True)
+class RowRules:
+    """What every data row must be, checked by the pre-flight and by ExampleGen as it reads
+    (`components.csv_example_gen`), so both name a bad row's file and line the same way."""
+
+    header: tuple[str, ...]
+    label_column: str
+    # The labels a row may have ("" and empty: any label), and how a message names that list.
+    label_values: tuple[str, ...]
+    label_source: str
+    delimiter: str
+    max_text_chars: int
+
+    @classmethod
+    def from_dict(cls, rules: dict[str, Any], header: Sequence[str]) -> "RowRules":
+        return cls(header=tuple(header), label_column=rules["label_column"],
+                   label_values=tuple(rules["label_values"]), label_source=rules["label_source"],
+                   delimiter=rules["delimiter"], max_text_chars=rules["max_text_chars"])
+
+    def check(self, path: str, line_number: int, row: list[str]) -> str:
+        """The row's label; raises InputDataError naming `path`, the line and the fix."""
+        if [field.lstrip("\ufeff") for field in row] == list(self.header):
+            raise InputDataError(
+                f"{path} line {line_number} repeats the header: files were concatenated with "
+                "their headers; keep the first header only, or keep the files apart")
+        if len(row) != len(self.header):
+            raise InputDataError(
+                f"{path} line {line_number} has {len(row)} fields, the header {len(self.header)}: "
+                f"a {self.delimiter!r} inside an unquoted text, or a missing field; quote "
+                "the text or fix the row")
+        label = row[self.header.index(self.label_column)].strip()
+        if not label:
+            raise InputDataError(
+                f"{path} line {line_number}: column {self.label_column!r} is empty; every "
+                "row needs a label")
+        if self.label_values and label not in self.label_values:
+            fix = ("fix the row or add the value" if self.label_source == "data.label_values"
+                   else "fix the row, or list every label in data.label_values")
+            raise InputDataError(
+                f"{path} line {line_number}: label {label!r} is not one of "
+                f"{self.label_source} {list(self.label_values)}: {fix}")
+        return label
+
+    def check_record(self, path: str, line_number: int, record: str) -> None:
+        """`check` on one delimited record (quoted fields may span lines), fields over
+        `max_text_chars` refused as the pre-flight's csv reader refuses them."""
+        default_field_limit = csv.field_size_limit(self.max_text_chars)
+        try:
+            row = next(csv.reader([record], delimiter=self.delimiter), [])
+        except csv.Error as error:
+            raise InputDataError(field_limit_message(path, line_number, error,
+                                                     self.max_text_chars)) from error
+        finally:
+            csv.field_size_limit(default_field_limit)
+        if row:
+            self.check(path, line_number, row)
+
+
+def field_limit_message(path: str, line_number: int, error: csv.Error,
+                        max_text_chars: int) -> str:
+    return (f"{path} line {line_number}: {error} (data.max_text_chars, {max_text_chars} "
+            "characters): a field that long is usually many rows merged by an unclosed quote; "
+            "fix the quoting, or raise data.max_text_chars if the texts really are that long")
 
 
 def check_input_data(data: DataConfig) -> DataSummary:
@@ -58,11 +159,13 @@ def check_input_data(data: DataConfig) -> DataSummary:
             f"no data files match {', '.join(split_patterns.values())} in {input_base}: "
             "point --data-path at a CSV/TSV file or a folder that holds them")
     required = [*data.text_columns, data.label_column, *data.slice_columns]
+    sampled = sum(os.path.getsize(path) for path in files) > data.preflight_max_bytes
     columns: list[str] = []
     labels: set[str] = set()
     row_count = 0
     for path in files:
-        header, file_labels, file_rows = _read_file(path, data, required)
+        header, file_labels, file_rows = _read_file(
+            path, data, required, data.preflight_sample_rows if sampled else 0)
         if columns and header != columns:
             raise InputDataError(
                 f"{path} has columns {header}, but {files[0]} has {columns}: files read together "
@@ -75,7 +178,8 @@ def check_input_data(data: DataConfig) -> DataSummary:
         raise InputDataError(
             f"label column {data.label_column!r} in {input_base} has only {label_values}: "
             "a classifier needs at least two classes")
-    return DataSummary(input_base, split_patterns, files, columns, label_values, row_count, span)
+    return DataSummary(input_base, split_patterns, files, columns, label_values, row_count, span,
+                       sampled)
 
 
 def declared_data(data: DataConfig) -> DataSummary:
@@ -112,20 +216,21 @@ def _locate(data: DataConfig) -> tuple[str, dict[str, str]]:
     return str(path), {"single_split": "*"}
 
 
-def _read_file(path: str, data: DataConfig,
-               required: list[str]) -> tuple[list[str], set[str], int]:
+def _read_file(path: str, data: DataConfig, required: list[str],
+               max_rows: int) -> tuple[list[str], set[str], int]:
+    """(header, labels, rows) of the file's rows, or of its first `max_rows` (0: all)."""
     # A field over the limit raises csv.Error at the line that holds it.
     default_field_limit = csv.field_size_limit(data.max_text_chars)
     try:
-        return _read_rows(path, data, required)
+        return _read_rows(path, data, required, max_rows)
     except UnicodeDecodeError as error:
         raise InputDataError(undecodable_at(path, data.encoding)) from error
     finally:
         csv.field_size_limit(default_field_limit)
 
 
-def _read_rows(path: str, data: DataConfig,
-               required: list[str]) -> tuple[list[str], set[str], int]:
+def _read_rows(path: str, data: DataConfig, required: list[str],
+               max_rows: int) -> tuple[list[str], set[str], int]:
     # Decoded as ExampleGen decodes it (a UTF-8 byte-order mark dropped).
     with open(path, encoding=reading_name(data.encoding), newline="") as handle:
         records = _numbered_records(csv.reader(handle, delimiter=data.delimiter), path, data)
@@ -144,32 +249,17 @@ def _read_rows(path: str, data: DataConfig,
                 f"{path} has no column {', '.join(repr(column) for column in missing)}; its "
                 f"columns are {header}{hint}: set --text-column/--label-column/--slice-columns "
                 "to match the file")
-        label_index = header.index(data.label_column)
+        rules = RowRules(tuple(header), data.label_column, tuple(data.label_values),
+                         "data.label_values", data.delimiter, data.max_text_chars)
         labels: set[str] = set()
         rows = 0
         for line_number, row in records:
             if not row:
                 continue
-            if [field.lstrip("\ufeff") for field in row] == header:
-                raise InputDataError(
-                    f"{path} line {line_number} repeats the header: files were concatenated with "
-                    "their headers; keep the first header only, or keep the files apart")
-            if len(row) != len(header):
-                raise InputDataError(
-                    f"{path} line {line_number} has {len(row)} fields, the header {len(header)}: "
-                    f"a {data.delimiter!r} inside an unquoted text, or a missing field; quote "
-                    "the text or fix the row")
-            if not row[label_index].strip():
-                raise InputDataError(
-                    f"{path} line {line_number}: column {data.label_column!r} is empty; every "
-                    "row needs a label")
-            label = row[label_index].strip()
-            if data.label_values and label not in data.label_values:
-                raise InputDataError(
-                    f"{path} line {line_number}: label {label!r} is not one of "
-                    f"data.label_values {data.label_values}: fix the row or add the value")
-            labels.add(label)
+            labels.add(rules.check(path, line_number, row))
             rows += 1
+            if rows == max_rows:
+                break
     if rows == 0:
         raise InputDataError(f"{path} has a header but no rows: add labelled rows or remove it")
     return header, labels, rows
@@ -186,9 +276,6 @@ def _numbered_records(reader: Any, path: str, data: DataConfig) -> Iterator[tupl
         except StopIteration:
             return
         except csv.Error as error:
-            raise InputDataError(
-                f"{path} line {reader.line_num}: {error} (data.max_text_chars, "
-                f"{data.max_text_chars} characters): a field that long is usually many rows "
-                "merged by an unclosed quote; fix the quoting, or raise data.max_text_chars if "
-                "the texts really are that long") from error
+            raise InputDataError(field_limit_message(path, reader.line_num, error,
+                                                     data.max_text_chars)) from error
         yield reader.line_num, row

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import io
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Callable, Optional
 
 DEFAULT_ENCODING = "utf-8"
 # The byte-order marks that say what a file is whatever encoding it was read with.
@@ -46,24 +46,33 @@ def text_lines(binary: BinaryIO, encoding: str) -> io.TextIOWrapper:
                             encoding=reading_name(encoding), newline="\n")
 
 
-def undecodable_at(path: str, encoding: str) -> str:
+# Opens a path for binary reading: `open(path, "rb")` here, Beam's FileSystems.open on a worker
+# (gs://, s3://, hdfs://).
+Opener = Callable[[str], BinaryIO]
+
+
+def _open_binary(path: str) -> BinaryIO:
+    return open(path, "rb")  # pylint: disable=consider-using-with
+
+
+def undecodable_at(path: str, encoding: str, opener: Opener = _open_binary) -> str:
     """Where `path` first stops decoding in `encoding`: '<path> line L (byte B: 0x..)' and, when
     the file's byte-order mark or bytes say what it is, which --encoding to try.
 
     Streams the file twice (to the bad byte, then counting lines before it), so a file of any
     size is located exactly; the line is the physical line, as the csv module counts.
     """
-    offset, bad_bytes = _first_bad_byte(path, encoding)
-    line = _newlines_before(path, encoding, offset) + 1
+    offset, bad_bytes = _first_bad_byte(path, encoding, opener)
+    line = _newlines_before(path, encoding, offset, opener) + 1
     where = f"{path} line {line} (byte {offset}: 0x{bad_bytes.hex()})"
-    return f"{where} is not valid {encoding}: {_hint(path, encoding, bad_bytes)}"
+    return f"{where} is not valid {encoding}: {_hint(path, encoding, bad_bytes, opener)}"
 
 
-def _first_bad_byte(path: str, encoding: str) -> tuple[int, bytes]:
+def _first_bad_byte(path: str, encoding: str, opener: Opener) -> tuple[int, bytes]:
     # The codec as named: utf-8-sig would count offsets after its mark.
     decoder = codecs.getincrementaldecoder(encoding)()
     fed = 0
-    with open(path, "rb") as handle:
+    with opener(path) as handle:
         while True:
             chunk = handle.read(_CHUNK_BYTES)
             pending = decoder.getstate()[0]
@@ -77,10 +86,10 @@ def _first_bad_byte(path: str, encoding: str) -> tuple[int, bytes]:
             fed += len(chunk)
 
 
-def _newlines_before(path: str, encoding: str, offset: int) -> int:
+def _newlines_before(path: str, encoding: str, offset: int, opener: Opener) -> int:
     decoder = codecs.getincrementaldecoder(encoding)()
     newlines = 0
-    with open(path, "rb") as handle:
+    with opener(path) as handle:
         remaining = offset
         while remaining:
             chunk = handle.read(min(_CHUNK_BYTES, remaining))
@@ -89,8 +98,8 @@ def _newlines_before(path: str, encoding: str, offset: int) -> int:
     return newlines
 
 
-def _hint(path: str, encoding: str, bad_bytes: bytes) -> str:
-    with open(path, "rb") as handle:
+def _hint(path: str, encoding: str, bad_bytes: bytes, opener: Opener) -> str:
+    with opener(path) as handle:
         start = handle.read(4)
     marked = next((name for bom, name in _BOMS if start.startswith(bom)), None)
     if marked and codecs.lookup(marked).name != codecs.lookup(encoding).name:

@@ -36,8 +36,9 @@ def run_local(config: PipelineConfig, inputs: Optional[RunInputs] = None) -> Run
     """
     inputs = inputs or preflight(config)
     data = inputs.data
-    logging.info("Input: %d rows in %d file(s) under %s%s; labels %s", data.row_count,
-                 len(data.files), data.input_base,
+    logging.info("Input: %d rows %sin %d file(s) under %s%s; labels %s", data.row_count,
+                 "checked (the first rows of a large input; ExampleGen checks the rest) "
+                 if data.sampled else "", len(data.files), data.input_base,
                  "" if data.span is None else f" (span {data.span})", data.label_values)
     pathlib.Path(config.metadata_path).parent.mkdir(parents=True, exist_ok=True)
     metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(

@@ -145,7 +145,7 @@ def create_pipeline(
     example_gen = delimited_example_gen(
         input_base=placement.input_base, delimiter=config.data.delimiter,
         input_config=tfx.proto.Input(splits=splits), output_config=output_config,
-        encoding=config.data.encoding)
+        encoding=config.data.encoding, row_rules=data.row_rules(config.data))
 
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     if placement.schema_file:

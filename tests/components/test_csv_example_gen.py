@@ -1,12 +1,20 @@
-"""The delimiter- and encoding-aware CsvExampleGen, run by the real LocalDagRunner."""
+"""The delimiter- and encoding-aware CsvExampleGen, run by the real LocalDagRunner, and its
+row checks (the pre-flight's, for inputs too large to read twice) on its own Beam transform."""
 
+import dataclasses
 import glob
 import os
+import pathlib
 
+import apache_beam as beam
+import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
+from tfx.types import standard_component_specs
 
-from components.csv_example_gen import delimited_example_gen
+from components.csv_example_gen import Executor, delimited_example_gen
+from pipeline.config import DataConfig
+from pipeline.data_check import DataSummary, InputDataError, check_input_data, input_data_error_in
 
 
 def _read_split(pipeline_root, component_id: str, split: str) -> list[tf.train.Example]:
@@ -89,3 +97,73 @@ def test_files_in_any_encoding_become_utf8_examples_with_multiline_fields_intact
         assert sorted(texts) == sorted(row.encode("utf-8") for row in rows), encoding
         labels = [example.features.feature["label"].int64_list.value[0] for example in train]
         assert sorted(labels) == [0, 0, 1], encoding
+
+
+# A row the pre-flight refuses, placed past a three-row sample and past the bytes decoding that
+# sample reads ahead: ExampleGen must refuse it with the message the pre-flight gives when it
+# reads the whole file.
+_GOOD_ROWS = ["nice and sturdy,positive,web,books\n", "broke at once,negative,web,books\n",
+              "works as promised,positive,shop,toys\n"] * 200
+_BAD_LINE = 2 + len(_GOOD_ROWS)
+_BAD_ROWS = {
+    "ragged row": b"Cheap, cheerful and it works,positive,web,electronics\n",
+    "empty label": b"fine text,,web,books\n",
+    "unknown label": b"fine text,neutral,web,books\n",
+    "repeated header": b"text,label,source,domain\n",
+    "field over max_text_chars": b'"' + b"word " * 30 + b'",positive,web,books\n',
+    "undecodable byte": b"caf\xe9 au lait,positive,web,books\n",
+    "after a quoted line break": b'"two\nlines",positive,web\n',
+}
+
+
+def _file_with(folder: pathlib.Path, bad_row: bytes) -> pathlib.Path:
+    folder.mkdir(parents=True)
+    good = "".join(_GOOD_ROWS).encode()
+    (folder / "reviews.csv").write_bytes(b"text,label,source,domain\n" + good + bad_row + good)
+    return folder
+
+
+def _example_gen_error(folder: pathlib.Path, data: DataConfig, summary: DataSummary) -> str:
+    """ExampleGen's Beam transform on `folder` (as its executor runs it) with the row rules of
+    `summary`: the message it fails with."""
+    component = delimited_example_gen(
+        input_base=str(folder), delimiter=",", encoding=data.encoding,
+        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="train",
+                                                                   pattern="*.csv")]),
+        row_rules=summary.row_rules(data))
+    exec_properties = {
+        standard_component_specs.INPUT_BASE_KEY: str(folder),
+        standard_component_specs.CUSTOM_CONFIG_KEY:
+            component.exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY]}
+    with pytest.raises(Exception) as raised:
+        with beam.Pipeline() as pipeline:
+            _ = pipeline | Executor().GetInputSourceToExamplePTransform()(exec_properties,
+                                                                          "*.csv")
+    message = input_data_error_in(raised.value)
+    assert message, raised.value
+    return message
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_ROWS))
+def test_past_the_preflight_sample_examplegen_refuses_a_bad_row_as_the_preflight_would(
+        tmp_path, case):
+    folder = _file_with(tmp_path / "data", _BAD_ROWS[case])
+    data = DataConfig(path=str(folder), label_values=["negative", "positive"], max_text_chars=100)
+    with pytest.raises(InputDataError) as whole_file:
+        check_input_data(data)
+    sampled = dataclasses.replace(data, preflight_max_bytes=0, preflight_sample_rows=3)
+    summary = check_input_data(sampled)  # the bad row is past the sample
+    assert summary.sampled and summary.row_count == 3
+    assert _example_gen_error(folder, sampled, summary) == str(whole_file.value)
+
+
+def test_a_label_outside_the_sample_asks_for_data_label_values(tmp_path):
+    folder = _file_with(tmp_path / "data", _BAD_ROWS["unknown label"])
+    data = DataConfig(path=str(folder), preflight_max_bytes=0, preflight_sample_rows=3)
+    summary = check_input_data(data)
+    assert summary.label_values == ["negative", "positive"]
+    assert _example_gen_error(folder, data, summary) == (
+        f"{folder / 'reviews.csv'} line {_BAD_LINE}: label 'neutral' is not one of the labels of "
+        "the first "
+        "3 rows of each file ['negative', 'positive']: fix the row, or list every label in "
+        "data.label_values")

@@ -1,5 +1,7 @@
 """The pre-flight input check: every bad input gets one message naming the file and the column."""
 
+import contextlib
+import io
 import subprocess
 
 import pytest
@@ -111,3 +113,44 @@ def test_cli_stops_before_training_and_pushes_nothing(tmp_path):
     assert "reviews.csv has no column 'text'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "outputs" / "serving_models").exists()
+
+
+def _with_bad_row_at_line_9(tmp_path):
+    rows = "".join(f"text {index},{('negative', 'positive')[index % 2]},web,books\n"
+                   for index in range(7))
+    return _write(tmp_path / "data" / "reviews.csv",
+                  f"text,label,source,domain\n{rows}ragged,positive\nlast,negative,web,books\n")
+
+
+def test_a_large_input_is_read_up_to_its_sample_only(tmp_path):
+    """Above data.preflight_max_bytes the pre-flight reads each file's first rows; ExampleGen
+    checks the rest (tests/components/test_csv_example_gen.py)."""
+    path = _with_bad_row_at_line_9(tmp_path)
+    with pytest.raises(InputDataError, match="line 9 has 2 fields"):
+        check_input_data(DataConfig(path=str(path.parent)))  # small: read whole
+    summary = check_input_data(DataConfig(path=str(path.parent), preflight_max_bytes=100,
+                                          preflight_sample_rows=4))
+    assert (summary.sampled, summary.row_count, summary.label_values) == (
+        True, 4, ["negative", "positive"])
+    with pytest.raises(InputDataError, match="line 9 has 2 fields"):  # inside a larger sample
+        check_input_data(DataConfig(path=str(path.parent), preflight_max_bytes=100,
+                                    preflight_sample_rows=8))
+
+
+def test_a_bad_row_past_the_sample_stops_textclf_run_as_bad_input(tmp_path):
+    """~45 s (TFX imports, then the DAG until ExampleGen refuses the row): exit code 2 and the
+    pre-flight's own message, nothing trained."""
+    # pylint: disable-next=import-outside-toplevel
+    from pipeline import cli
+
+    path = _with_bad_row_at_line_9(tmp_path)
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = cli.main(["run", "--data-path", str(path.parent), "--output-dir",
+                         str(tmp_path / "outputs"), "--set", "data.preflight_max_bytes=100",
+                         "--set", "data.preflight_sample_rows=4"])
+    assert code == 2
+    assert stderr.getvalue().startswith(
+        f"error: {path} line 9 has 2 fields, the header 4: a ',' inside an unquoted text, or a "
+        "missing field; quote the text or fix the row\n(full traceback in ")
+    assert not list((tmp_path / "outputs").glob("pipelines/*/Trainer"))
