@@ -110,13 +110,14 @@ def test_tensorboard_gets_loss_accuracy_and_learning_rate_per_step_and_epoch(bfl
             "epoch_accuracy", "epoch_learning_rate"} <= tags
 
 
-def test_warm_start_begins_from_the_last_blessed_model(workspace):
-    blessed = run_local(_config(workspace))
+def test_warm_start_begins_from_the_last_blessed_model(workspace, bfloat16_run):
+    """The bfloat16 run's model is the workspace's last blessed one (each run here is blessed)."""
+    _, blessed = bfloat16_run
     assert blessed.pushed_model_dir
-    # With a learning rate of 0 the warm-started model must predict exactly as the blessed one;
-    # a fresh (seeded) initialisation would not.
-    warm = run_local(_config(workspace, "training.warm_start=true",
-                             "training.learning_rate=0"))
+    # With a learning rate of 0 the warm-started model must predict exactly as the blessed one
+    # (in the same precision); a fresh (seeded) initialisation would not.
+    warm = run_local(_config(workspace, "training.precision=mixed_bfloat16",
+                             "training.warm_start=true", "training.learning_rate=0"))
     np.testing.assert_allclose(_predict(warm.pushed_model_dir)[features.PROBABILITIES],
                                _predict(blessed.pushed_model_dir)[features.PROBABILITIES],
                                atol=1e-6)
