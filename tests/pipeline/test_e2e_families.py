@@ -13,7 +13,6 @@ import pathlib
 
 import numpy as np
 import pytest
-import requests
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -26,7 +25,7 @@ from pipeline.config import PipelineConfig
 from pipeline.local_runner import newest_artifact, run_local
 from tests.checkpoint_families import HARD_CASES, build_checkpoint
 from tests.conftest import write_sample
-from tests.serving.server_process import ServerProcess
+from tests.serving.server_process import assert_served_like_saved_model
 
 TEXTS = ["The battery lasts all day. Great value.", "Avoid. The zipper jammed on day one.",
          *HARD_CASES]
@@ -83,18 +82,5 @@ def test_the_pushed_model_answers_raw_text_as_the_trained_keras_model(family_run
 
 def test_textclf_serve_answers_as_the_pushed_saved_model(family_run):
     _, config, outcome = family_run
-    loaded = tf.saved_model.load(outcome.pushed_model_dir)
-    expected = loaded.signatures[features.TEXT_SIGNATURE](text=tf.constant(TEXTS))
-    server = ServerProcess(pathlib.Path(config.output_dir), model_name=config.model_name)
-    try:
-        server.wait_until_live()
-        response = requests.post(f"{server.url}/v1/models/{config.model_name}:predict",
-                                 json={"instances": TEXTS}, timeout=60)
-    finally:
-        server.stop()
-    assert response.status_code == 200, server.log()
-    predictions = response.json()["predictions"]
-    np.testing.assert_allclose([row["probabilities"] for row in predictions],
-                               expected[features.PROBABILITIES].numpy(), atol=1e-5)
-    assert [row["label"] for row in predictions] == [
-        label.decode() for label in expected[features.PREDICTED_LABEL].numpy()]
+    assert_served_like_saved_model(pathlib.Path(config.output_dir), config.model_name,
+                                   outcome.pushed_model_dir, TEXTS)

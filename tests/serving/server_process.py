@@ -73,3 +73,33 @@ class ServerProcess:
             self.process.kill()
             self.process.wait()
         self._log.close()
+
+
+def predict_text(model_dir, sentences) -> tuple:
+    """What the SavedModel itself answers: probabilities and labels."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    outputs = tf.saved_model.load(str(model_dir)).signatures["predict_text"](
+        text=tf.constant(sentences))
+    return outputs["probabilities"].numpy(), [label.decode() for label in outputs["label"].numpy()]
+
+
+def assert_served_like_saved_model(output_dir: pathlib.Path, model_name: str, model_dir: str,
+                                   sentences: list[str]) -> None:
+    """`textclf serve` over a pipeline's store answers `sentences` as the pushed SavedModel
+    (V1, probabilities within 1e-5, the same labels)."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    server = ServerProcess(output_dir, model_name=model_name)
+    try:
+        server.wait_until_live()
+        response = requests.post(f"{server.url}/v1/models/{model_name}:predict",
+                                 json={"instances": sentences}, timeout=60)
+    finally:
+        server.stop()
+    assert response.status_code == 200, server.log()
+    expected_probabilities, expected_labels = predict_text(model_dir, sentences)
+    predictions = response.json()["predictions"]
+    np.testing.assert_allclose([row["probabilities"] for row in predictions],
+                               expected_probabilities, atol=1e-5)
+    assert [row["label"] for row in predictions] == expected_labels

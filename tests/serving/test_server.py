@@ -23,7 +23,8 @@ from serving.auth import TOKEN_ENV
 from serving.store import ModelStore
 from tests.conftest import REPO_ROOT
 from tests.serving.conftest import keyed_store
-from tests.serving.server_process import MODEL_NAME, ServerProcess
+from tests.serving.server_process import (MODEL_NAME, ServerProcess,
+                                          assert_served_like_saved_model, predict_text)
 from tests.webhook_receiver import WebhookReceiver, fields
 
 TOKEN = "s3cret-token"
@@ -31,15 +32,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SENTENCES = ["A gripping, beautifully acted film.", "the worst two hours i have ever spent",
              "Résumé: fine, I guess", ""]
 POLL_SECONDS = 0.5
-
-
-def predict_text(model_dir, sentences):
-    """What the SavedModel itself answers: probabilities and labels."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    outputs = tf.saved_model.load(str(model_dir)).signatures["predict_text"](
-        text=tf.constant(sentences))
-    return outputs["probabilities"].numpy(), [label.decode() for label in outputs["label"].numpy()]
 
 
 @pytest.fixture(scope="module")
@@ -344,16 +336,5 @@ def test_a_signed_version_that_does_not_load_is_refused_and_the_last_good_keeps_
 def test_a_fine_tuned_wordpiece_model_is_served_like_its_saved_model(pretrained_run):
     """The pipeline's fine-tuned MiniLM: its transform graph needs tensorflow_text's ops."""
     config, outcome = pretrained_run
-    server = ServerProcess(pathlib.Path(config.output_dir), model_name=config.model_name)
-    try:
-        server.wait_until_live()
-        response = requests.post(f"{server.url}/v1/models/{config.model_name}:predict",
-                                 json={"instances": SENTENCES}, timeout=60)
-    finally:
-        server.stop()
-    assert response.status_code == 200, server.log()
-    expected_probabilities, expected_labels = predict_text(outcome.pushed_model_dir, SENTENCES)
-    predictions = response.json()["predictions"]
-    np.testing.assert_allclose([row["probabilities"] for row in predictions],
-                               expected_probabilities, atol=1e-5)
-    assert [row["label"] for row in predictions] == expected_labels
+    assert_served_like_saved_model(pathlib.Path(config.output_dir), config.model_name,
+                                   outcome.pushed_model_dir, SENTENCES)
