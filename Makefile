@@ -47,6 +47,7 @@ bench: setup bench-torch-venv pretrained
 	$(BIN)/python benchmarks/serving_load.py --pretrained $$($(BIN)/python -m pipeline.offline_checkpoint) \
 	  --train-steps 50 --result benchmarks/results/serving_load_minilm.json
 	$(BIN)/python benchmarks/pipeline_run.py
+	$(BIN)/python benchmarks/data_scaling.py
 	$(BIN)/python benchmarks/trainer_throughput.py
 	$(BIN)/python benchmarks/sst2_finetune.py --train-rows 32000 --epochs 1 --learning-rate 1e-4
 

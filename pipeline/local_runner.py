@@ -10,6 +10,7 @@ from absl import logging
 from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+from tfx.orchestration.pipeline import RunOptions
 
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import ACCURACY_METRIC, overall_metrics
@@ -27,12 +28,15 @@ class RunOutcome:
     pushed_model_dir: Optional[str]
 
 
-def run_local(config: PipelineConfig, inputs: Optional[RunInputs] = None) -> RunOutcome:
+def run_local(config: PipelineConfig, inputs: Optional[RunInputs] = None,
+              last_node: Optional[str] = None) -> RunOutcome:
     """Runs the whole DAG on checked input and reports the blessing and the pushed version.
 
     Args:
       config: the run's configuration.
       inputs: the result of `preflight(config)`; checked here when not given.
+      last_node: run only this node and the nodes it needs (TFX's partial run), e.g.
+        "Transform" for the data half alone; the whole DAG when not given.
     """
     inputs = inputs or preflight(config)
     data = inputs.data
@@ -46,9 +50,10 @@ def run_local(config: PipelineConfig, inputs: Optional[RunInputs] = None) -> Run
     # BeamDagRunner (not in `tfx.v1`) runs the DAG itself as a Beam pipeline, one step per node.
     runner = BeamDagRunner() if config.orchestrator == "beam" else tfx.orchestration.LocalDagRunner()
     logging.info("Orchestrator: %s", type(runner).__name__)
-    runner.run(
-        create_pipeline(config, data, inputs.checkpoint,
-                        metadata_connection_config=metadata_config))
+    run_options = RunOptions(to_nodes=[last_node]) if last_node else None
+    runner.run(create_pipeline(config, data, inputs.checkpoint,
+                               metadata_connection_config=metadata_config),
+               run_options=run_options)
     return read_outcome(metadata_config)
 
 
