@@ -21,6 +21,8 @@ COPY components/ components/
 COPY modules/ modules/
 COPY kubeflow/ kubeflow/
 COPY serving/ serving/
+COPY reporting/ reporting/
+COPY lite/ lite/
 COPY schemas/ schemas/
 COPY checkpoints/ checkpoints/
 RUN uv pip install --system --no-cache --no-deps . \

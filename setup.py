@@ -9,6 +9,7 @@ setup(
     python_requires=">=3.10,<3.11",
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
                                     "modules", "modules.*", "kubeflow", "kubeflow.*", "serving", "serving.*",
-                                    "reporting", "reporting.*"]),
-    entry_points={"console_scripts": ["textclf = pipeline.cli:console_main"]},
+                                    "reporting", "reporting.*", "lite", "lite.*"]),
+    entry_points={"console_scripts": ["textclf = pipeline.cli:console_main",
+                                      "textclf-lite = lite.predictor:main"]},
 )

@@ -8,6 +8,9 @@ an Ed25519 signature when a key is configured, retention of the last N versions)
 
 It also never pushes the same model twice: rerunning an unchanged pipeline re-executes the
 Evaluator once a baseline exists, and the same model would otherwise pile up as new versions.
+
+`StorePusher` is TFX's Pusher with one more input: TFLiteExport's variants, of which the shipped
+ones go into the same version as `tflite/` and the manifest records every variant's verdict.
 """
 
 from __future__ import annotations
@@ -17,14 +20,22 @@ import posixpath
 from typing import Any, Optional
 
 from absl import logging
+from tfx import types
 from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import proto_utils
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter
+from tfx.utils import json_utils, proto_utils
 
 from components.evaluator import DATA_SPAN_PROPERTY, METRICS_PROPERTY
-from serving import signing
+from components.tflite_export import TFLiteModels
+from lite.layout import REPORT_FILE, SHIPPED_DIR, VERSION_DIR
+from lite.manifest import manifest_entry
+from serving import filesystem, signing
 from serving.store import ModelStore, Version
+
+TFLITE_KEY = "tflite_models"
 
 
 class Executor(pusher_executor.Executor):
@@ -49,16 +60,47 @@ class Executor(pusher_executor.Executor):
             logging.info("Pusher: model %s already serves as version %d; not pushing a copy",
                          model.uri, version.number)
         else:
+            manifest = _manifest(model, blessing, pushed_model, custom_config,
+                                 self._context.pipeline_run_id if self._context else None)
+            extra_dirs = {}
+            for tflite in input_dict.get(TFLITE_KEY) or []:
+                manifest["tflite"] = manifest_entry(json.loads(filesystem.read_bytes(
+                    filesystem.join(tflite.uri, REPORT_FILE), limit=16 << 20)))
+                # The shipped variants with the report; absent when nothing was exported.
+                if filesystem.isdir(filesystem.join(tflite.uri, SHIPPED_DIR)):
+                    extra_dirs[VERSION_DIR] = filesystem.join(tflite.uri, SHIPPED_DIR)
             version = store.publish(
-                self.GetModelPath(input_dict),
-                manifest=_manifest(model, blessing, pushed_model, custom_config,
-                                   self._context.pipeline_run_id if self._context else None),
+                self.GetModelPath(input_dict), manifest=manifest,
                 signing_key=signing.load_signing_key(custom_config.get("signing_key_file", "")),
-                keep_versions=custom_config.get("keep_versions", 0))
+                keep_versions=custom_config.get("keep_versions", 0), extra_dirs=extra_dirs)
             logging.info("Pusher: published version %d to %s (%s)", version.number, version.path,
                          "signed" if version.signed else "unsigned")
         self._MarkPushed(pushed_model, pushed_destination=version.path,
                          pushed_version=str(version.number))
+
+
+class StorePusherSpec(types.ComponentSpec):
+    """TFX's Pusher inputs and parameters, and TFLiteExport's variants."""
+
+    PARAMETERS = standard_component_specs.PusherSpec.PARAMETERS
+    INPUTS = {**standard_component_specs.PusherSpec.INPUTS,
+              TFLITE_KEY: ChannelParameter(type=TFLiteModels, optional=True)}
+    OUTPUTS = standard_component_specs.PusherSpec.OUTPUTS
+
+
+class StorePusher(base_component.BaseComponent):
+    """Publishes a blessed model, and its shipped TFLite variants, into the model store."""
+
+    SPEC_CLASS = StorePusherSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
+                 push_destination: pusher_pb2.PushDestination, custom_config: dict[str, Any],
+                 tflite_models: Optional[types.BaseChannel] = None):
+        super().__init__(spec=StorePusherSpec(
+            model=model, model_blessing=model_blessing, tflite_models=tflite_models,
+            push_destination=push_destination, custom_config=json_utils.dumps(custom_config),
+            pushed_model=types.Channel(type=standard_artifacts.PushedModel)))
 
 
 def _store(exec_properties: dict[str, Any]) -> ModelStore:

@@ -166,8 +166,8 @@ def row_of_example(record: bytes, split: str, text_columns: Sequence[str],
                    label_column: str) -> Row:
     """A serialized raw tf.Example (ExampleGen's output) as a Row."""
     feature = tf.train.Example.FromString(record).features.feature
-    return Row(split, tuple(_first_value(feature, column) for column in text_columns),
-               _first_value(feature, label_column) or "")
+    return Row(split, tuple(example_value(feature, column) for column in text_columns),
+               example_value(feature, label_column) or "")
 
 
 class MeasureTexts(beam.PTransform):
@@ -417,7 +417,7 @@ def _figures_json(items: list[tuple[str, Any]]) -> str:
     return json.dumps(document, sort_keys=True)
 
 
-def _first_value(feature: Any, name: str) -> Optional[str]:
+def example_value(feature: Any, name: str) -> Optional[str]:
     """The first value of a tf.Example feature as text; None when the feature is missing."""
     if name not in feature:
         return None

@@ -5,24 +5,35 @@ Three signatures share one TFT layer, so training, evaluation and serving see id
   predict_text        raw strings           -> probabilities, label, class_id
                       (`text`, plus `text_pair` for sentence-pair tasks)
   transform_features  serialized tf.Example -> transformed features (for TFMA)
+A fourth, `predict_ids` (token ids, mask, segment ids -> the same outputs), and
+`assets.extra/tokenization.json` (the tokenizer the ids come from) let an export that cannot
+run the transform graph's ops, such as TFLite's, put its own tokenizer before the same encoder.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import json
+import os
+from typing import Any, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from modules import features
 
+# What `predict_ids` was traced with: the tokenizer and packing, read by `lite.graph`.
+TOKENIZATION_FILE = os.path.join("assets.extra", "tokenization.json")
+
 def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
                          text_columns: Sequence[str], label_names: Sequence[str],
-                         export_dir: str) -> None:
-    """Writes `model` with its three signatures to `export_dir` as a TF SavedModel.
+                         export_dir: str, max_seq_length: int,
+                         checkpoint: Optional[dict[str, Any]] = None) -> None:
+    """Writes `model` with its signatures to `export_dir` as a TF SavedModel.
 
     Args:
       text_columns: the raw text column, or the two columns of a sentence pair, in order.
+      max_seq_length: the packed row length the transform graph makes.
+      checkpoint: the fine-tuned checkpoint (`Checkpoint.to_dict()`); None from scratch.
     """
     model.tft_layer = tf_transform_output.transform_features_layer()
     model.label_names = tf.constant(list(label_names))
@@ -54,6 +65,11 @@ def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTrans
             column: _as_raw_feature(text, serving_feature_spec[column])
             for column, text in zip(text_columns, texts)}))
 
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name=name)
+                                  for name in features.MODEL_INPUTS])
+    def predict_ids(*model_inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        return predict(dict(zip(features.MODEL_INPUTS, model_inputs)))
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized_examples: tf.Tensor) -> dict[str, tf.Tensor]:
         raw_features = tf.io.parse_example(serialized_examples, raw_feature_spec)
@@ -63,10 +79,18 @@ def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTrans
         features.SERVING_SIGNATURE: serve_examples.get_concrete_function(),
         features.TEXT_SIGNATURE: predict_text.get_concrete_function(),
         features.TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
+        features.IDS_SIGNATURE: predict_ids.get_concrete_function(),
     }
     # Without per-layer call traces: nothing reloads this as Keras, and tracing every layer of a
-    # pretrained encoder would take minutes.
-    model.save(export_dir, save_format="tf", signatures=signatures, save_traces=False)
+    # pretrained encoder would take minutes. Without the optimizer's slots: serving never reads
+    # them, and AdamW's two per weight made MiniLM's export 275 MB instead of 93 (a warm start
+    # reads only the weights; an interrupted Trainer resumes from its own backups).
+    model.save(export_dir, save_format="tf", signatures=signatures, save_traces=False,
+               include_optimizer=False)
+    tf.io.gfile.makedirs(os.path.dirname(os.path.join(export_dir, TOKENIZATION_FILE)))
+    with tf.io.gfile.GFile(os.path.join(export_dir, TOKENIZATION_FILE), "w") as handle:
+        handle.write(json.dumps({"checkpoint": checkpoint, "max_seq_length": max_seq_length,
+                                 "text_columns": list(text_columns)}, indent=2, sort_keys=True))
 
 
 def _as_raw_feature(text: tf.Tensor, spec: tf.io.FixedLenFeature | tf.io.VarLenFeature

@@ -31,3 +31,4 @@ TEXT_INPUT_NAMES = ("text", "text_pair")
 SERVING_SIGNATURE = "serving_default"
 TEXT_SIGNATURE = "predict_text"
 TRANSFORM_SIGNATURE = "transform_features"
+IDS_SIGNATURE = "predict_ids"

@@ -130,7 +130,8 @@ def train(job: TrainingJob) -> None:
     # chief's copy is kept.
     export_dir = job.serving_model_dir if chief else tempfile.mkdtemp(prefix="textclf-export-")
     export_serving_model(model, tf_transform_output, text_columns=data.text_columns,
-                         label_names=label_names, export_dir=export_dir)
+                         label_names=label_names, export_dir=export_dir,
+                         max_seq_length=model_config.max_seq_length, checkpoint=checkpoint)
     if chief:
         logging.info("Trainer: exported the serving model to %s", export_dir)
     else:

@@ -162,6 +162,11 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the previous good version (or --to VERSION); newer ones are marked rejected")
     rollback.add_argument("--to", type=int, help="the version to serve again")
     rollback.add_argument("--reason", default="rolled back by hand", help="kept in the history")
+    export_tflite = model_actions.add_parser(
+        "export-tflite", parents=[options, cluster_store],
+        help="convert a published version to the TFLite variants of tflite.variants, measure "
+             "them on the examples its Evaluator saw, and add those that keep the accuracy to it")
+    export_tflite.add_argument("version", type=int, help="the published version")
     audit = commands.add_parser("audit", help="the serving audit log (serving.audit.path)")
     audit_actions = audit.add_subparsers(dest="action", required=True)
     verify = audit_actions.add_parser("verify", parents=[options],
@@ -274,6 +279,10 @@ def _execute(config: PipelineConfig, inputs: RunInputs, log_path: pathlib.Path,
               f"{'blessed' if outcome.blessed else 'NOT blessed'}")
         if outcome.pushed_model_dir:
             print(f"pushed model: {outcome.pushed_model_dir}")
+            print(f"TFLite: {', '.join(outcome.tflite_shipped)} in "
+                  f"{outcome.pushed_model_dir}/tflite" if outcome.tflite_shipped else
+                  f"no TFLite export: {outcome.tflite_reason}" if outcome.tflite_reason else
+                  "TFLite: no variant kept the accuracy (the report says why)")
             result, event = 0, "success"
         else:
             print("nothing pushed: the model did not pass the Evaluator's thresholds "

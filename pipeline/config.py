@@ -182,6 +182,42 @@ class EvaluationConfig:
     max_accuracy_drop: float = 0.01
 
 
+# What `tflite.variants` may list: weights and arithmetic of each TFLite model.
+TFLITE_VARIANTS = ("float32", "float16", "dynamic_range", "int8", "int8_full")
+
+
+@dataclasses.dataclass
+class TFLiteConfig:
+    """The TFLite export of every blessed model: one `.tflite` per variant that takes raw strings
+    (the tokenizer inside), each measured against the SavedModel on the eval split and shipped
+    into the same store version only when it keeps the accuracy.
+    """
+
+    # float32; float16 (half the file); dynamic_range (int8 weights, float arithmetic); int8 (int8
+    # weights and matrix products, calibrated on training texts, LayerNorm/softmax/GELU/adds in
+    # float); int8_full (every op in int8). Empty: no TFLite export.
+    variants: list[str] = dataclasses.field(
+        default_factory=lambda: ["float16", "dynamic_range", "int8"])
+    # A variant whose eval accuracy is more than this below the SavedModel's is not shipped...
+    max_accuracy_drop: float = 0.01
+    # ... nor one that loses more than this on any slice of at least `min_slice_examples`
+    # examples (smaller slices are reported, not judged: one changed label moves them a lot)...
+    max_slice_accuracy_drop: float = 0.05
+    min_slice_examples: int = 50
+    # ... nor one whose label differs from the SavedModel's on more than this share of the
+    # examples: an app and the server should mostly agree, even where both are wrong.
+    max_changed_labels: float = 0.05
+    # Training texts the int8 variants are calibrated on.
+    calibration_examples: int = 200
+    # Eval examples the variants and the SavedModel are compared on (0: the whole split).
+    eval_examples: int = 5000
+    # Single-text predictions timed per model for the latency figures.
+    latency_samples: int = 50
+    # true: a model that cannot be exported (its tokenizer has no TFLite kernels, say) fails the
+    # run; false: the run log and report say "no TFLite export: <reason>" and the model ships.
+    required: bool = False
+
+
 @dataclasses.dataclass
 class DataChecksConfig:
     """Thresholds of the data gate, which stops the run before Transform when one is crossed.
@@ -497,6 +533,7 @@ class PipelineConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    tflite: TFLiteConfig = dataclasses.field(default_factory=TFLiteConfig)
     data_checks: DataChecksConfig = dataclasses.field(default_factory=DataChecksConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
     notifications: NotificationsConfig = dataclasses.field(default_factory=NotificationsConfig)
@@ -631,6 +668,17 @@ class PipelineConfig:
             (self.training.keep_checkpoints >= 1, "training.keep_checkpoints must be >= 1"),
             (0.0 <= self.evaluation.min_accuracy <= 1.0, "evaluation.min_accuracy must be in [0, 1]"),
             (self.evaluation.max_accuracy_drop >= 0.0, "evaluation.max_accuracy_drop must be >= 0"),
+            (set(self.tflite.variants) <= set(TFLITE_VARIANTS),
+             f"tflite.variants must be among {', '.join(TFLITE_VARIANTS)}, "
+             f"got {self.tflite.variants}"),
+            (min(self.tflite.max_accuracy_drop, self.tflite.max_slice_accuracy_drop,
+                 self.tflite.max_changed_labels) >= 0,
+             "tflite.max_accuracy_drop, max_slice_accuracy_drop and max_changed_labels must be "
+             ">= 0"),
+            (self.tflite.calibration_examples >= 1 and self.tflite.latency_samples >= 1
+             and self.tflite.eval_examples >= 0 and self.tflite.min_slice_examples >= 1,
+             "tflite.calibration_examples, latency_samples and min_slice_examples must be >= 1, "
+             "tflite.eval_examples >= 0 (0: the whole split)"),
             (0 < self.serving.port <= 65535, "serving.port must be a port number"),
             (self.serving.poll_seconds > 0, "serving.poll_seconds must be positive"),
             (self.serving.max_batch_size >= 1,

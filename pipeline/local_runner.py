@@ -26,6 +26,9 @@ class RunOutcome:
     blessed: bool
     accuracy: Optional[float]
     pushed_model_dir: Optional[str]
+    # The TFLite variants the Pusher published with the model, or why there are none.
+    tflite_shipped: tuple[str, ...] = ()
+    tflite_reason: str = ""
 
 
 def run_local(config: PipelineConfig, inputs: Optional[RunInputs] = None,
@@ -85,7 +88,13 @@ def read_outcome(metadata_config) -> RunOutcome:
     pushed_model_dir = None
     if pushes and _newest(pushes).custom_properties["pushed"].int_value == 1:
         pushed_model_dir = _newest(pushes).custom_properties["pushed_destination"].string_value
-    return RunOutcome(blessed=blessed, accuracy=accuracy, pushed_model_dir=pushed_model_dir)
+    tflite = store.get_artifacts_by_type("textclf.TFLiteModels")
+    properties = _newest(tflite).custom_properties if tflite else {}
+    shipped = properties["shipped"].string_value if "shipped" in properties else ""
+    return RunOutcome(blessed=blessed, accuracy=accuracy, pushed_model_dir=pushed_model_dir,
+                      tflite_shipped=tuple(filter(None, shipped.split(","))),
+                      tflite_reason=properties["reason"].string_value
+                      if "reason" in properties else "")
 
 
 def _newest(items):

@@ -12,14 +12,14 @@ from typing import Any, Optional, Union
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 
 import modules
-from components import pusher as store_pusher
 from components.csv_example_gen import delimited_example_gen
 from components.data_gate import DataGate
 from components.evaluator import RecordingEvaluator
+from components.pusher import StorePusher
 from components.text_checks import AcceptedData, TextChecks
+from components.tflite_export import TFLiteExport
 from components.tokenizer_parity import TokenizerParity
 from pipeline import checkpoint as checkpoint_module
 from pipeline import config as config_module
@@ -103,7 +103,8 @@ def create_pipeline(
         metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
         placement: Optional[Placement] = None,
 ) -> tfx.dsl.Pipeline:
-    """Builds ExampleGen -> statistics/schema/validation -> Transform -> Trainer -> Evaluator -> Pusher.
+    """Builds ExampleGen -> statistics/schema/validation -> Transform -> Trainer -> Evaluator ->
+    TFLiteExport -> Pusher.
 
     DataGate stops the run before Transform on ExampleValidator's anomalies or a failed text
     check; when fine-tuning, TokenizerParity checks the Transform's tokens before the Trainer.
@@ -223,24 +224,34 @@ def create_pipeline(
         baseline_model=model_resolver.outputs["model"],
         eval_config=build_eval_config(config, data.label_values)).with_id("Evaluator")
 
-    pusher = tfx.components.Pusher(
+    # The blessed model as raw-text TFLite variants, measured and gated; the Pusher publishes
+    # those that keep the accuracy in the same version.
+    tflite_export = TFLiteExport(
+        model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"],
+        examples=example_gen.outputs["examples"],
+        settings=json.dumps({"tflite": dataclasses.asdict(config.tflite),
+                             "text_column": config.data.text_column,
+                             "label_column": config.data.label_column,
+                             "slice_columns": list(config.data.slice_columns)}, sort_keys=True))
+
+    pusher = StorePusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        tflite_models=tflite_export.outputs["tflite_models"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=f"{placement.serving_dir}/{config.model_name}")),
         custom_config={"signing_key_file": config.serving.signing_key_file,
                        "keep_versions": config.serving.keep_versions,
                        "code_fingerprint": transform_config["code_fingerprint"],
-                       "code_version": code_version()},
-        custom_executor_spec=executor_spec.ExecutorClassSpec(store_pusher.Executor))
+                       "code_version": code_version()}).with_id("Pusher")
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=placement.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator,
                     accepted_data_resolver, text_checks, data_gate, transform, *parity_check,
-                    model_resolver, trainer, evaluator, pusher],
+                    model_resolver, trainer, evaluator, tflite_export, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=placement.beam_pipeline_args,

@@ -3,7 +3,8 @@
 Sections, in the order a reader asks the questions: the outcome and each component's state;
 the data (TFDV statistics); validation (anomalies, text checks, the gate's decision); training
 curves; evaluation for every slice with the confusion matrix; the blessing and the thresholds
-that decided it; where the pushed model and every artifact are. Charts are inline SVG and the
+that decided it; the TFLite variants, shipped or refused and why; where the pushed model and
+every artifact are. Charts are inline SVG and the
 page loads nothing else, so it opens from disk anywhere.
 """
 
@@ -15,6 +16,7 @@ import pathlib
 import re
 from typing import Any, Iterable, Optional, Sequence
 
+from lite.layout import NO_EXPORT
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import ACCURACY_METRIC, OVERALL_SLICE
 from pipeline.metadata import metadata_store_of
@@ -23,7 +25,7 @@ from reporting.run_facts import RunFacts, read_run_facts
 
 SECTIONS = (("summary", "Outcome"), ("data", "Data"), ("validation", "Validation"),
             ("training", "Training"), ("evaluation", "Evaluation"), ("blessing", "Blessing"),
-            ("artifacts", "Artifacts"))
+            ("tflite", "TFLite"), ("artifacts", "Artifacts"))
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 0 16px;
        color: #222; }
@@ -47,7 +49,7 @@ pre { white-space: pre-wrap; }
 def render(facts: RunFacts) -> str:
     """The whole report as one HTML document."""
     body = [_summary(facts), _data(facts), _validation(facts), _training(facts),
-            _evaluation(facts), _blessing(facts), _artifacts(facts)]
+            _evaluation(facts), _blessing(facts), _tflite(facts), _artifacts(facts)]
     navigation = " ".join(f'<a href="#{anchor}">{title}</a>' for anchor, title in SECTIONS)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -221,6 +223,43 @@ def _blessing(facts: RunFacts) -> str:
         parts.append("<p>What failed:</p><ul>" + "".join(
             f"<li>{_e(failure)}</li>" for failure in facts.validation_failures) + "</ul>")
     return _section("blessing", "".join(parts))
+
+
+def _tflite(facts: RunFacts) -> str:
+    report = facts.tflite
+    if report is None:
+        return _section("tflite", _empty("No TFLite export: the run stopped before it."))
+    if not report["exported"]:
+        return _section("tflite", f"<p>{_e(NO_EXPORT)}: {_e(report['reason'])}</p>")
+    saved = report["saved_model"]
+    rows = [["SavedModel", "reference", _number(saved["size_bytes"] / 2**20, "{:.1f}"), "1.00",
+             _number(saved["accuracy"], "{:.4f}"), "", "", "",
+             _number(saved["latency_p50_ms"], "{:.1f}"), "1.00", ""]]
+    for variant, figures in report["variants"].items():
+        if "size_bytes" not in figures:  # did not convert
+            rows.append([variant, _verdict(False, no="refused"), *[""] * 8, figures["reason"]])
+            continue
+        rows.append([variant, _verdict(figures["shipped"], "shipped", "refused"),
+                     _number(figures["size_bytes"] / 2**20, "{:.1f}"),
+                     _number(figures["size_ratio"], "{:.2f}"),
+                     _number(figures["accuracy"], "{:.4f}"),
+                     _number(figures["accuracy_delta"], "{:+.4f}"),
+                     _number(figures["changed_labels"], "{:.2%}"),
+                     _number(figures["max_probability_difference"], "{:.4f}"),
+                     _number(figures["latency_p50_ms"], "{:.1f}"),
+                     _number(figures["latency_ratio"], "{:.2f}"), figures["reason"]])
+    thresholds = report["thresholds"]
+    return _section("tflite", (
+        f"<p>Raw-text TFLite variants against the SavedModel on {report['eval_examples']} eval "
+        f"examples; one ships when its accuracy drops by at most "
+        f"{thresholds['max_accuracy_drop']:g} (and by at most "
+        f"{thresholds['max_slice_accuracy_drop']:g} on any slice of "
+        f"{thresholds['min_slice_examples']} examples or more) and at most "
+        f"{thresholds['max_changed_labels']:.0%} of its labels differ. Latency: one text, "
+        f"median.</p>")
+        + _table(["model", "verdict", "MiB", "size ratio", "accuracy", "change",
+                  "labels changed", "max probability difference", "p50 ms", "latency ratio",
+                  "why not shipped"], rows, raw_columns={1}))
 
 
 def _artifacts(facts: RunFacts) -> str:

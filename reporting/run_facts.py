@@ -21,6 +21,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorboard.backend.event_processing import event_accumulator
 
 from components.data_gate import anomaly_problems, gate_problems, read_report
+from lite.layout import REPORT_FILE as TFLITE_REPORT_FILE
 from modules import features
 from pipeline import metadata
 from pipeline.evaluation import metrics_by_slice
@@ -29,7 +30,7 @@ from serving.store import MANIFEST_FILE, SIGNATURE_FILE
 # Components in DAG order; resolvers are shown as the inputs they resolved, not as steps.
 COMPONENT_ORDER = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ImportSchemaGen",
                    "ExampleValidator", "TextChecks", "DataGate", "Transform", "TokenizerParity",
-                   "Trainer", "Evaluator", "Pusher")
+                   "Trainer", "Evaluator", "TFLiteExport", "Pusher")
 # TensorBoard tags the Trainer writes -> the chart they belong to.
 _CURVES = {"loss": "loss", "accuracy": "accuracy", "learning_rate": "learning rate"}
 _STATES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
@@ -72,6 +73,9 @@ class RunFacts:
     blessed: Optional[bool] = None
     baseline_model: Optional[str] = None
     pushed: Optional[dict[str, Any]] = None
+    # TFLiteExport's report (`lite.layout.REPORT_FILE`): each variant's figures and verdict, or
+    # why there is no export.
+    tflite: Optional[dict[str, Any]] = None
     # (component, output key, uri) of every artifact the run produced or reused.
     artifacts: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
@@ -118,6 +122,10 @@ def read_run_facts(store: metadata_store.MetadataStore, pipeline_name: str,
             "baseline_model", [])
         facts.baseline_model = baseline[0].uri if baseline else None
     _read_push(facts, output("Pusher", "pushed_model"))
+    tflite = output("TFLiteExport", "tflite_models")
+    if tflite is not None and tf.io.gfile.exists(os.path.join(tflite.uri, TFLITE_REPORT_FILE)):
+        with tf.io.gfile.GFile(os.path.join(tflite.uri, TFLITE_REPORT_FILE)) as handle:
+            facts.tflite = json.loads(handle.read())
     facts.outcome = _outcome(facts, executions)
     return facts
 

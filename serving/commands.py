@@ -1,4 +1,5 @@
-"""`textclf serve`, `textclf models list | rollback | keygen` and `textclf audit verify`."""
+"""`textclf serve`, `textclf models list | rollback | export-tflite | keygen` and
+`textclf audit verify`."""
 
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ def models(config: PipelineConfig, store_root: str, args: argparse.Namespace) ->
     from serving.store import ModelStore, StoreError
 
     store = ModelStore(store_root, config.model_name)
+    if args.action == "export-tflite":
+        return _export_tflite(config, store_root, args.version)
     try:
         verify_key = load_verify_key(config.serving.verify_key_file)
         if args.action == "list":
@@ -58,6 +61,34 @@ def models(config: PipelineConfig, store_root: str, args: argparse.Namespace) ->
            f"textclf {config.model_name}: rolled back to version {target.number}",
            {"model": config.model_name, "version": target.number, "store": store.model_dir,
             "reason": args.reason})
+    return 0
+
+
+def _export_tflite(config: PipelineConfig, store_root: str, number: int) -> int:
+    """`models export-tflite VERSION`: one line per variant, one line of error on failure."""
+    # pylint: disable=import-outside-toplevel
+    from lite.export import summary_line
+    from lite.graph import NotConvertible
+    from lite.layout import NO_EXPORT
+    from lite.published import export_published
+    from serving.signing import KeyFileError
+    from serving.store import StoreError
+
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.INFO)  # each variant's progress, as a run logs it
+    try:
+        version, report = export_published(config, store_root, number)
+    except (StoreError, KeyFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except NotConvertible as error:
+        print(f"error: {NO_EXPORT}: {error}", file=sys.stderr)
+        return 2
+    for variant, figures in report["variants"].items():
+        print(("shipped " if figures["shipped"] else "refused ") + summary_line(variant, figures))
+    print(f"version {version.number}: {len(report['shipped'])} TFLite variant(s) in "
+          f"{version.path}/tflite, manifest {'signed' if version.signed else 'unsigned'}")
     return 0
 
 
@@ -129,13 +160,13 @@ def _list(store, config: PipelineConfig, verify_key, server_url: Optional[str]) 
         rows.append((version, state, note))
     stages = _stages(store, config, [version.number for version, state, _ in rows
                                      if state in ("verified", "serving")])
-    print("version\tstate\tstage\tsigned\tpublished_at\tdata_span\taccuracy\tnote")
+    print("version\tstate\tstage\tsigned\tpublished_at\tdata_span\taccuracy\ttflite\tnote")
     for version, state, note in rows:
         manifest = version.manifest
         print(f"{version.number}\t{state}\t{stages.get(version.number, '-')}\t"
               f"{'yes' if version.signed else 'no'}\t"
               f"{_field(manifest.get('published_at'))}\t{_field(manifest.get('data_span'))}\t"
-              f"{_accuracy(manifest.get('metrics'))}\t{note}")
+              f"{_accuracy(manifest.get('metrics'))}\t{_tflite(manifest.get('tflite'))}\t{note}")
     if not server_url:
         print("verified: its files and signature check out; only a server knows whether it "
               "loads and which version it serves: add --server URL", file=sys.stderr)
@@ -165,6 +196,14 @@ def _stages(store, config: PipelineConfig, good: list[int]) -> dict[int, str]:
 def _field(value: Any) -> str:
     """A manifest value on one line of the table, whatever a hand-edited manifest holds."""
     return "?" if value is None else " ".join(str(value).split())[:40]
+
+
+def _tflite(entry: Any) -> str:
+    """The shipped TFLite variants, comma-separated; - when the version has none."""
+    shipped = entry.get("shipped") if isinstance(entry, dict) else None
+    if isinstance(shipped, list) and shipped:
+        return _field(",".join(str(variant) for variant in shipped))
+    return "-"
 
 
 def _accuracy(metrics: Any) -> str:

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 import re
 import time
 import uuid
@@ -87,12 +88,18 @@ class Version:
 @dataclasses.dataclass(frozen=True)
 class _Operation:
     """A committed change: folder renames and deletes (names in the model folder), and the
-    history lines that record it."""
+    history lines that record it.
+
+    A replacement (staging, name, retired) swaps a written-aside folder in for a version: the
+    old folder goes to `retired` (then deleted) and staging becomes `name`. It is done only
+    while staging exists, so repeating it after a crash never moves the new folder away.
+    """
 
     id: str
     renames: list[tuple[str, str]]
     deletes: list[str]
     history: list[dict[str, Any]]
+    replacements: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
     def applied_to(self, folders: dict[str, str]) -> dict[str, str]:
         """What `folders` (name -> path) holds once this operation is applied."""
@@ -100,6 +107,10 @@ class _Operation:
         for source, target in self.renames:
             if source in folders:
                 folders[target] = folders.pop(source)
+        for staging, name, retired in self.replacements:
+            if staging in folders:
+                folders[name] = folders.pop(staging)
+            folders.pop(retired, None)
         for name in self.deletes:
             folders.pop(name, None)
         return folders
@@ -145,14 +156,16 @@ class ModelStore:
         return [version for version in reversed(self.versions()) if not version.rejected]
 
     def publish(self, model_dir: str, manifest: dict[str, Any],
-                signing_key: Optional[signing.SigningKey] = None, keep_versions: int = 0
-                ) -> Version:
+                signing_key: Optional[signing.SigningKey] = None, keep_versions: int = 0,
+                extra_dirs: Optional[dict[str, str]] = None) -> Version:
         """Copies `model_dir` in as a new version with its manifest (signed when a key is given).
 
         Args:
           manifest: what to record about the model (metrics, span, lineage); the version number,
             the time and the SHA-256 of every file are added here.
           keep_versions: afterwards delete all but this many newest good versions (0 keeps all).
+          extra_dirs: folders published with the model, by their name inside the version (the
+            TFLite variants as `tflite`); the manifest's sums cover their files too.
         """
         filesystem.makedirs(self.model_dir)
         with filesystem.exclusive_lock(self.model_dir):
@@ -163,17 +176,62 @@ class ModelStore:
             staging_name = f"{STAGING_PREFIX}{number}-{os.getpid()}"
             staging = filesystem.join(self.model_dir, staging_name)
             filesystem.copy_tree(model_dir, staging)
+            for name, source in (extra_dirs or {}).items():
+                filesystem.copy_tree(source, filesystem.join(staging, name))
             record = {**manifest, "model_name": os.path.basename(self.model_dir),
                       "version": number, "published_at": _now(), "files": _file_sums(staging)}
-            manifest_bytes = json.dumps(record, indent=2, sort_keys=True).encode()
-            filesystem.write_bytes(filesystem.join(staging, MANIFEST_FILE), manifest_bytes)
-            if signing_key:
-                filesystem.write_bytes(filesystem.join(staging, SIGNATURE_FILE),
-                                       signing_key.sign(manifest_bytes))
+            _write_manifest(staging, record, signing_key)
             self._commit(renames=[(staging_name, str(number))], history=[
                 {"event": "published", "version": number, "signed": bool(signing_key)}])
             if keep_versions:
                 self._apply_retention(keep_versions)
+        return Version(number, filesystem.join(self.model_dir, str(number)), False, record)
+
+    def amend(self, number: int, extra_dirs: dict[str, str], manifest_update: dict[str, Any],
+              signing_key: Optional[signing.SigningKey] = None,
+              verify_key: Optional[signing.VerifyKey] = None) -> Version:
+        """Adds folders to published version `number` (replacing ones of the same name), with
+        `manifest_update` in its manifest, the sums of every file again and a new signature.
+
+        The new version is written aside whole, then swapped in by one committed operation, so
+        readers see the old version or the new one, never a mix. The version must verify first
+        (with `verify_key` when given); a signed version needs `signing_key`, or it would stop
+        verifying.
+        """
+        missing = StoreError(f"version {number} is not a published version in "
+                             f"{self.model_dir}; `textclf models list` shows them")
+        if not filesystem.isdir(self.model_dir):
+            raise missing
+        with filesystem.exclusive_lock(self.model_dir):
+            self._finish_pending_operation()
+            self._remove_leftovers()
+            matches = [version for version in self.versions()
+                       if version.number == number and not version.rejected]
+            if not matches:
+                raise missing
+            version = matches[0]
+            try:
+                verify_version(version, verify_key)
+            except VersionRefused as error:
+                raise StoreError(f"version {number} cannot change: {error}") from error
+            if version.signed and not signing_key:
+                raise StoreError(f"version {number} is signed: set serving.signing_key_file (or "
+                                 "TEXTCLF_SIGNING_KEY) so that its new manifest is signed too")
+            staging_name = f"{STAGING_PREFIX}{number}-{os.getpid()}"
+            staging = filesystem.join(self.model_dir, staging_name)
+            for relative, full in filesystem.files_below(version.path):
+                if relative not in _STORE_FILES and relative.split("/")[0] not in extra_dirs:
+                    filesystem.makedirs(posixpath.dirname(filesystem.join(staging, relative)))
+                    filesystem.copy_file(full, filesystem.join(staging, relative))
+            for name, source in extra_dirs.items():
+                filesystem.copy_tree(source, filesystem.join(staging, name))
+            record = {**version.manifest, **manifest_update, "amended_at": _now(),
+                      "files": _file_sums(staging)}
+            _write_manifest(staging, record, signing_key)
+            retired = f"{DELETING_PREFIX}{number}-{uuid.uuid4().hex}"
+            self._commit(replacements=[(staging_name, str(number), retired)], history=[
+                {"event": "amended", "version": number, "added": sorted(extra_dirs),
+                 "signed": bool(signing_key)}])
         return Version(number, filesystem.join(self.model_dir, str(number)), False, record)
 
     def rollback(self, to_version: Optional[int] = None, reason: str = "rolled back",
@@ -273,9 +331,11 @@ class ModelStore:
 
     def _commit(self, renames: Optional[list[tuple[str, str]]] = None,
                 deletes: Optional[list[str]] = None,
-                history: Optional[list[dict[str, Any]]] = None) -> None:
+                history: Optional[list[dict[str, Any]]] = None,
+                replacements: Optional[list[tuple[str, str, str]]] = None) -> None:
         """Writes the operation whole (from then on it has happened), then applies it."""
-        operation = _Operation(uuid.uuid4().hex, renames or [], deletes or [], history or [])
+        operation = _Operation(uuid.uuid4().hex, renames or [], deletes or [], history or [],
+                               replacements or [])
         filesystem.write_bytes(self._operation_path(), json.dumps(
             dataclasses.asdict(operation), sort_keys=True).encode())
         self._apply(operation)
@@ -286,6 +346,15 @@ class ModelStore:
             source_path = filesystem.join(self.model_dir, source)
             if filesystem.exists(source_path):
                 filesystem.rename(source_path, filesystem.join(self.model_dir, target))
+        for staging, name, retired in operation.replacements:
+            staging_path = filesystem.join(self.model_dir, staging)
+            retired_path = filesystem.join(self.model_dir, retired)
+            if filesystem.exists(staging_path):
+                if filesystem.exists(filesystem.join(self.model_dir, name)):
+                    filesystem.rename(filesystem.join(self.model_dir, name), retired_path)
+                filesystem.rename(staging_path, filesystem.join(self.model_dir, name))
+            if filesystem.exists(retired_path):
+                filesystem.rmtree(retired_path)
         for name in operation.deletes:
             path = filesystem.join(self.model_dir, name)
             if filesystem.exists(path):
@@ -324,7 +393,9 @@ class ModelStore:
                                   [(str(source), str(target)) for source, target in
                                    record["renames"]],
                                   [str(name) for name in record["deletes"]],
-                                  [dict(event) for event in record["history"]])
+                                  [dict(event) for event in record["history"]],
+                                  [(str(staging), str(name), str(retired))
+                                   for staging, name, retired in record.get("replacements", [])])
             except (ValueError, RecursionError, KeyError, TypeError) as error:
                 problem = f"not an operation record ({error})"
         message = (f"{self._operation_path()} cannot be read: {problem}. It records a store "
@@ -424,6 +495,16 @@ def _verifies(version: Version, verify_key: Optional[signing.VerifyKey]) -> bool
     except VersionRefused:
         return False
     return True
+
+
+def _write_manifest(folder: str, record: dict[str, Any],
+                    signing_key: Optional[signing.SigningKey]) -> None:
+    """`record` as the folder's manifest, and its signature when a key is given."""
+    manifest_bytes = json.dumps(record, indent=2, sort_keys=True).encode()
+    filesystem.write_bytes(filesystem.join(folder, MANIFEST_FILE), manifest_bytes)
+    if signing_key:
+        filesystem.write_bytes(filesystem.join(folder, SIGNATURE_FILE),
+                               signing_key.sign(manifest_bytes))
 
 
 def _file_sums(path: str) -> dict[str, str]:

@@ -27,7 +27,8 @@ EXPECTED_INPUTS = {
     "TokenizerParity": {"CsvExampleGen", "Transform"},
     "Trainer": {"Transform", "ImportSchemaGen"},
     "Evaluator": {"CsvExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
-    "Pusher": {"Trainer", "Evaluator"},
+    "TFLiteExport": {"CsvExampleGen", "Trainer", "Evaluator"},
+    "Pusher": {"Trainer", "Evaluator", "TFLiteExport"},
 }
 # Resolvers: MLMD queries, not containers.
 RESOLVERS = {"last_accepted_data_resolver", "latest_blessed_model_resolver-model-resolver",

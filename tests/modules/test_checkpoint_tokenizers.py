@@ -140,7 +140,8 @@ def exported(request, tmp_path_factory):
     model = build_classifier(model_config, vocab_size=0, num_labels=len(LABELS),
                              checkpoint_path=str(folder))
     export_serving_model(model, tf_transform_output, text_columns=data.text_columns,
-                         label_names=LABELS, export_dir=str(tmp_path / "serving"))
+                         label_names=LABELS, export_dir=str(tmp_path / "serving"),
+                         max_seq_length=MAX_SEQ_LENGTH, checkpoint=checkpoint.to_dict())
     return family, tf_transform_output, model, tmp_path / "serving", graph_dir
 
 

@@ -5,6 +5,7 @@ for one text column and for a sentence pair, with a transform graph made by tft_
 """
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from modules import features
 from modules.bert_classifier import build_classifier
-from modules.export import export_serving_model
+from modules.export import TOKENIZATION_FILE, export_serving_model
 from pipeline.checkpoint import resolve_checkpoint
 from pipeline.config import DataConfig, ModelConfig
 from tests.conftest import analyze_and_transform
@@ -37,7 +38,7 @@ RAW_METADATA = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature
 @pytest.fixture(scope="module", params=[("single", "mean"), ("pair", "cls")],
                 ids=lambda param: "-".join(param))
 def exported(request, offline_checkpoint, tmp_path_factory):
-    """(text columns, in-memory model, TFTransformOutput, loaded SavedModel)."""
+    """(text columns, in-memory model, TFTransformOutput, loaded SavedModel, its folder)."""
     columns, pooling = request.param
     tmp_path = tmp_path_factory.mktemp("export")
     data = DataConfig(slice_columns=[], text_pair_column="pair" if columns == "pair" else "")
@@ -52,13 +53,15 @@ def exported(request, offline_checkpoint, tmp_path_factory):
     model = build_classifier(model_config, vocab_size=0, num_labels=len(LABELS),
                              checkpoint_path=str(offline_checkpoint), pooling=pooling)
     export_serving_model(model, tf_transform_output, text_columns=data.text_columns,
-                         label_names=LABELS, export_dir=str(tmp_path / "serving"))
-    return data.text_columns, model, tf_transform_output, tf.saved_model.load(
-        str(tmp_path / "serving"))
+                         label_names=LABELS, export_dir=str(tmp_path / "serving"),
+                         max_seq_length=model_config.max_seq_length,
+                         checkpoint=custom_config["checkpoint"])
+    return (data.text_columns, model, tf_transform_output,
+            tf.saved_model.load(str(tmp_path / "serving")), tmp_path / "serving")
 
 
 def test_predict_text_equals_the_in_memory_model(exported):
-    text_columns, model, tf_transform_output, loaded = exported
+    text_columns, model, tf_transform_output, loaded, _ = exported
     texts = {column: tf.constant([sentence[index] for sentence in SENTENCES])
              for index, column in enumerate(text_columns)}
     served = loaded.signatures[features.TEXT_SIGNATURE](**{
@@ -76,7 +79,7 @@ def test_predict_text_equals_the_in_memory_model(exported):
 
 
 def test_serving_default_reads_only_the_text_columns_of_a_tf_example(exported):
-    text_columns, _, _, loaded = exported
+    text_columns, _, _, loaded, _ = exported
     examples = [tf.train.Example(features=tf.train.Features(feature={
         column: tf.train.Feature(bytes_list=tf.train.BytesList(value=[sentence[index].encode()]))
         for index, column in enumerate(text_columns)})).SerializeToString()
@@ -87,3 +90,25 @@ def test_serving_default_reads_only_the_text_columns_of_a_tf_example(exported):
         name: tf.constant([sentence[index] for sentence in SENTENCES])
         for index, name in enumerate(features.TEXT_INPUT_NAMES[:len(text_columns)])})[features.PROBABILITIES]
     np.testing.assert_allclose(from_examples.numpy(), from_text.numpy(), atol=1e-6)
+
+
+def test_predict_ids_is_the_same_model_on_the_transform_graphs_ids(exported):
+    """What a TFLite export puts its own tokenizer before: the encoder and head on ids, with
+    the tokenization it needs recorded beside the model."""
+    text_columns, _, tf_transform_output, loaded, export_dir = exported
+    texts = {column: tf.constant([sentence[index] for sentence in SENTENCES])
+             for index, column in enumerate(text_columns)}
+    transformed = tf_transform_output.transform_features_layer()(texts)
+    from_ids = loaded.signatures[features.IDS_SIGNATURE](
+        **{name: transformed[name] for name in features.MODEL_INPUTS})
+    from_text = loaded.signatures[features.TEXT_SIGNATURE](**{
+        name: texts[column] for name, column in zip(features.TEXT_INPUT_NAMES, text_columns)})
+    np.testing.assert_allclose(from_ids[features.PROBABILITIES].numpy(),
+                               from_text[features.PROBABILITIES].numpy(), atol=1e-6)
+    assert from_ids[features.PREDICTED_LABEL].numpy().tolist() == \
+        from_text[features.PREDICTED_LABEL].numpy().tolist()
+
+    recorded = json.loads((export_dir / TOKENIZATION_FILE).read_text(encoding="utf-8"))
+    assert recorded["max_seq_length"] == 32 and recorded["text_columns"] == list(text_columns)
+    assert recorded["checkpoint"]["tokenizer"] == "wordpiece"
+    assert recorded["checkpoint"]["normalizer_steps"] == ["lowercase", "nfd", "strip_accents"]

@@ -29,7 +29,7 @@ from serving.store import ModelStore, verify_version
 from tests.conftest import write_sample
 
 COMPONENTS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "TextChecks",
-              "DataGate", "Transform", "Trainer", "Evaluator", "Pusher")
+              "DataGate", "Transform", "Trainer", "Evaluator", "TFLiteExport", "Pusher")
 # They compare the data with the last accepted data, which each accepted run replaces, so they
 # measure again on every run (about a second); nothing downstream depends on their outputs.
 DATA_GATE = ("TextChecks", "DataGate")
@@ -218,3 +218,17 @@ def test_a_model_below_the_threshold_is_not_pushed(first_run):
     assert states["Evaluator"] == metadata_store_pb2.Execution.COMPLETE
     assert not outcome.blessed and outcome.pushed_model_dir is None
     assert [str(version) for version in _versions(strict)] == [first_outcome.pushed_model_dir]
+
+
+def test_a_required_tflite_export_fails_the_run_of_a_model_that_cannot_have_one(first_run):
+    """Trained from scratch: no TFLite tokenizer. By default the run ships without a TFLite
+    export and says why (the first run did); with tflite.required it fails at TFLiteExport,
+    before the Pusher."""
+    tmp_path, _, first_outcome = first_run
+    assert first_outcome.tflite_shipped == ()
+    assert first_outcome.tflite_reason.startswith("the model was trained from scratch")
+    required = _config(tmp_path, "tflite.required=true")
+    with pytest.raises(RuntimeError, match=r"no TFLite export: the model was trained from "
+                                           r"scratch.*\(tflite.required is set"):
+        run_local(required)
+    assert [str(version) for version in _versions(required)] == [first_outcome.pushed_model_dir]

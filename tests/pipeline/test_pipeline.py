@@ -35,7 +35,7 @@ def test_dag_order_baseline_and_blessing_gate():
     assert set(components) == {
         "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
         "last_accepted_data_resolver", "TextChecks", "DataGate", "Transform", "Trainer",
-        "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+        "latest_blessed_model_resolver", "Evaluator", "TFLiteExport", "Pusher"}
     assert components["Transform"].inputs["examples"].producer_component_id == "CsvExampleGen"
     # The data gate: anomalies and text checks, measured against the last accepted data.
     gate, text_checks = components["DataGate"], components["TextChecks"]
@@ -49,6 +49,12 @@ def test_dag_order_baseline_and_blessing_gate():
         "latest_blessed_model_resolver"
     assert pusher.inputs["model_blessing"].producer_component_id == "Evaluator"
     assert pusher.inputs["model"].producer_component_id == "Trainer"
+    # The TFLite variants of the blessed model go into the same push.
+    tflite = components["TFLiteExport"]
+    assert pusher.inputs["tflite_models"].producer_component_id == "TFLiteExport"
+    assert tflite.inputs["blessing"].producer_component_id == "Evaluator"
+    assert tflite.inputs["model"].producer_component_id == "Trainer"
+    assert tflite.inputs["examples"].producer_component_id == "CsvExampleGen"
     assert built.enable_cache is True
     _, uncached = _components(PipelineConfig.load(None, ["enable_cache=false"]))
     assert uncached.enable_cache is False
@@ -65,6 +71,8 @@ def test_components_get_only_the_config_sections_they_read():
     assert transform_config["label_values"] == ["negative", "positive"]
     # Backups of an interrupted Trainer live under the pipeline root, outside any execution.
     assert trainer_config["backup_root"] == f"{PipelineConfig().pipeline_root}/trainer_backups"
+    tflite_settings = json.loads(components["TFLiteExport"].exec_properties["settings"])
+    assert set(tflite_settings) == {"tflite", "text_column", "label_column", "slice_columns"}
 
 
 def test_warm_start_feeds_the_last_blessed_model_to_the_trainer():

@@ -19,7 +19,7 @@ from pipeline.retrain import last_trained_span, retrain
 from tests.conftest import REPO_ROOT, write_sample
 
 COMPONENTS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-              "Trainer", "Evaluator", "Pusher")
+              "Trainer", "Evaluator", "TFLiteExport", "Pusher")
 OPTIONS = {"data.file_pattern": "span-{SPAN}/*.csv", "training.train_steps": "40",
            "training.epochs": "1", "evaluation.min_accuracy": "0.5",
            "evaluation.max_accuracy_drop": "1.0",

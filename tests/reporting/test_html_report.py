@@ -63,7 +63,7 @@ def shipped_report(gate_workspace, tmp_path_factory):
                             path=str(tmp_path_factory.mktemp("report") / "shipped.html"))
 
 
-def test_a_shipped_runs_report_has_every_section_and_chart(shipped_report):
+def test_a_shipped_runs_report_has_every_section_and_chart(shipped_report, gate_workspace):
     facts, path = shipped_report
     outline, text = _outline(path)
 
@@ -82,7 +82,14 @@ def test_a_shipped_runs_report_has_every_section_and_chart(shipped_report):
     assert "0.001: from-scratch default: training.learning_rate is unset" in text
     assert facts.pushed["signed"] is False and facts.pushed["destination"] in text
     assert {row.component for row in facts.components} >= {
-        "CsvExampleGen", "TextChecks", "DataGate", "Transform", "Trainer", "Evaluator", "Pusher"}
+        "CsvExampleGen", "TextChecks", "DataGate", "Transform", "Trainer", "Evaluator",
+        "TFLiteExport", "Pusher"}
+    # A model trained from scratch has no TFLite tokenizer: said once, and the run still ships.
+    assert facts.tflite["exported"] is False
+    assert "no TFLite export: the model was trained from scratch" in text
+    good_run_log = min((gate_workspace.output_dir / "logs").glob("run-*.log"))
+    assert "no TFLite export: the model was trained from scratch" in good_run_log.read_text()
+    assert "\nno TFLite export: the model was trained from scratch" in gate_workspace.good_stdout
 
 
 def test_the_report_renders_in_headless_chromium_without_errors(shipped_report):

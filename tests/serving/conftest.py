@@ -59,7 +59,8 @@ def export_models(tmp_path: pathlib.Path) -> list[pathlib.Path]:
         model = build_classifier(model_config, vocab_size=vocab_size, num_labels=len(labels))
         export_dir = tmp_path / f"model-{seed}"
         export_serving_model(model, tf_transform_output, text_columns=data.text_columns,
-                             label_names=labels, export_dir=str(export_dir))
+                             label_names=labels, export_dir=str(export_dir),
+                             max_seq_length=model_config.max_seq_length)
         exported.append(export_dir)
     return exported
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from serving import signing
-from serving.store import (REJECTED_SUFFIX, STAGING_PREFIX, ModelStore, StoreError,
-                           VersionRefused, verify_version)
+from serving.store import (DELETING_PREFIX, REJECTED_SUFFIX, STAGING_PREFIX, ModelStore,
+                           StoreError, VersionRefused, verify_version)
 from tests.conftest import REPO_ROOT
 
 
@@ -154,3 +154,72 @@ def test_a_bad_signing_key_stops_the_run_before_anything_runs(tmp_path, key_cont
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr and "serving.signing_key_file" in result.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def _extra(tmp_path, name: str, content: bytes):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "model-int8.tflite").write_bytes(content)
+    return folder
+
+
+def test_folders_published_with_the_model_are_covered_by_the_manifest(tmp_path, model_dir, keys):
+    """The TFLite variants travel in the version: one changed byte in one refuses it."""
+    signing_key, verify_key = keys
+    store = ModelStore(str(tmp_path / "store"), "reviews")
+    version = store.publish(str(model_dir), {}, signing_key=signing_key,
+                            extra_dirs={"tflite": str(_extra(tmp_path, "edge", b"tflite" * 50))})
+    assert "tflite/model-int8.tflite" in version.manifest["files"]
+    verify_version(version, verify_key)
+
+    variant = os.path.join(version.path, "tflite", "model-int8.tflite")
+    content = bytearray(open(variant, "rb").read())
+    content[7] ^= 0x01
+    open(variant, "wb").write(bytes(content))
+    with pytest.raises(VersionRefused, match="differ from the manifest.*tflite/model-int8"):
+        verify_version(store.versions()[-1], verify_key)
+
+
+def test_amend_adds_folders_to_a_published_version_and_signs_it_again(tmp_path, model_dir, keys):
+    signing_key, verify_key = keys
+    store = ModelStore(str(tmp_path / "store"), "reviews")
+    first = store.publish(str(model_dir), {"data_span": 3}, signing_key=signing_key,
+                          extra_dirs={"tflite": str(_extra(tmp_path, "old", b"old" * 10))})
+    newer = store.publish(str(model_dir), {}, signing_key=signing_key)
+
+    amended = store.amend(first.number, {"tflite": str(_extra(tmp_path, "new", b"new" * 10))},
+                          {"tflite": {"shipped": ["int8"]}}, signing_key=signing_key,
+                          verify_key=verify_key)
+
+    assert amended.number == first.number
+    on_disk = store.versions()[0]
+    verify_version(on_disk, verify_key)
+    assert on_disk.manifest["tflite"] == {"shipped": ["int8"]}
+    assert on_disk.manifest["data_span"] == 3 and "amended_at" in on_disk.manifest
+    assert open(os.path.join(on_disk.path, "tflite", "model-int8.tflite"), "rb").read() == \
+        b"new" * 10
+    assert on_disk.manifest["files"]["saved_model.pb"] == first.manifest["files"]["saved_model.pb"]
+    # The other version is untouched; nothing is left aside; the history says what happened.
+    assert [version.number for version in store.serving_candidates()] == [newer.number,
+                                                                          first.number]
+    assert not [name for name in os.listdir(store.model_dir)
+                if name.startswith((STAGING_PREFIX, DELETING_PREFIX))]
+    assert store.history()[-1] == {**store.history()[-1], "event": "amended",
+                                   "version": first.number, "added": ["tflite"], "signed": True}
+
+
+def test_amend_refuses_what_would_leave_a_version_that_no_longer_verifies(tmp_path, model_dir,
+                                                                          keys):
+    signing_key, verify_key = keys
+    store = ModelStore(str(tmp_path / "store"), "reviews")
+    signed = store.publish(str(model_dir), {}, signing_key=signing_key)
+    extra = {"tflite": str(_extra(tmp_path, "edge", b"x"))}
+    with pytest.raises(StoreError, match=f"version {signed.number} is signed: set "
+                                         "serving.signing_key_file"):
+        store.amend(signed.number, extra, {})
+    with pytest.raises(StoreError, match="version 12 is not a published version"):
+        store.amend(12, extra, {}, signing_key=signing_key)
+    weights = os.path.join(signed.path, "variables", "variables.data-00000-of-00001")
+    open(weights, "ab").write(b"tampered")
+    with pytest.raises(StoreError, match=f"version {signed.number} cannot change: .*differ"):
+        store.amend(signed.number, extra, {}, signing_key=signing_key, verify_key=verify_key)

@@ -108,6 +108,49 @@ def test_a_rollback_cut_short_is_seen_whole_by_readers_and_finished_by_the_next_
     assert [event["event"] for event in reader.history()].count("rejected") == 2
 
 
+def test_an_amend_cut_short_between_its_renames_is_seen_whole_and_finished(tmp_path, model_dir,
+                                                                          monkeypatch):
+    """The old folder moved aside, the new one not yet in place: readers see the new version,
+    and the next writer puts it in place (repeating the swap never moves it away again)."""
+    store, (first, second) = _store(tmp_path, model_dir, count=2)
+    extra = tmp_path / "tflite"
+    extra.mkdir()
+    (extra / "model-int8.tflite").write_bytes(b"variant")
+    real_rename, renames = filesystem.rename, []
+
+    def rename_then_crash(source, target):
+        if renames:
+            raise _Crash
+        renames.append(source)
+        real_rename(source, target)
+
+    monkeypatch.setattr(filesystem, "rename", rename_then_crash)
+    with pytest.raises(_Crash):
+        store.amend(first, {"tflite": str(extra)}, {"tflite": {"shipped": ["int8"]}})
+    monkeypatch.setattr(filesystem, "rename", real_rename)
+    assert not os.path.exists(os.path.join(store.model_dir, str(first)))
+
+    reader = ModelStore(os.path.dirname(store.model_dir), MODEL)
+    seen = {version.number: version for version in reader.versions()}
+    assert sorted(seen) == [first, second]
+    verify_version(seen[first], None)
+    assert "tflite/model-int8.tflite" in seen[first].manifest["files"]
+
+    operation = open(os.path.join(store.model_dir, OPERATION_FILE), "rb").read()
+    third = reader.publish(str(model_dir), {}).number  # the next writer finishes the swap
+    # A crash after the swap but before the record is removed: doing it again moves nothing.
+    open(os.path.join(store.model_dir, OPERATION_FILE), "wb").write(operation)
+    reader.rollback(to_version=second, reason="a writer finishes the record again")
+    assert sorted(name for name in os.listdir(store.model_dir) if name[0].isdigit()) == sorted(
+        [str(first), str(second), f"{third}{REJECTED_SUFFIX}"])
+    amended = {version.number: version for version in reader.versions()}[first]
+    verify_version(amended, None)
+    assert amended.manifest["tflite"] == {"shipped": ["int8"]}
+    assert not [name for name in os.listdir(store.model_dir) if name.startswith(".staging")
+                or name.startswith(".deleting")]
+    assert [event["event"] for event in reader.history()].count("amended") == 1
+
+
 def test_a_publish_cut_short_after_its_commit_is_listed_and_finished(tmp_path, model_dir,
                                                                      monkeypatch):
     store, (first,) = _store(tmp_path, model_dir, count=1)
