@@ -229,22 +229,15 @@ def log_log_chart(sizes: list[dict]) -> str:
     def series(value_of) -> list[tuple[float, float]]:
         return [(math.log10(size["rows"]), math.log10(value_of(size))) for size in sizes]
 
-    time_chart = line_chart(
-        "log10 seconds against log10 rows", {
-            "data half": series(lambda size: size["beam"]["data_half_seconds"]),
+    time_chart, memory_chart = (line_chart(
+        f"log10 {what} against log10 rows", {
+            "data half": series(lambda size: size["beam"][f"data_half_{figure}"]),
             "checks, Beam": series(
-                lambda size: size["beam"]["components"]["TextChecks"]["seconds"]),
+                lambda size: size["beam"]["components"]["TextChecks"][figure]),
             "checks, memory": series(
-                lambda size: size["in_memory"]["components"]["TextChecks"]["seconds"])},
+                lambda size: size["in_memory"]["components"]["TextChecks"][figure])},
         x_label="log10 rows (train + eval)")
-    memory_chart = line_chart(
-        "log10 peak resident MiB against log10 rows", {
-            "data half": series(lambda size: size["beam"]["data_half_peak_resident_mib"]),
-            "checks, Beam": series(
-                lambda size: size["beam"]["components"]["TextChecks"]["peak_resident_mib"]),
-            "checks, memory": series(
-                lambda size: size["in_memory"]["components"]["TextChecks"]["peak_resident_mib"])},
-        x_label="log10 rows (train + eval)")
+        for what, figure in (("seconds", "seconds"), ("peak resident MiB", "peak_resident_mib")))
     # Two charts, one file: the second below the first.
     return ('<svg xmlns="http://www.w3.org/2000/svg" width="640" height="500">'
             f'{time_chart}<g transform="translate(0,250)">{memory_chart}</g></svg>\n')

@@ -22,6 +22,7 @@ from pipeline import cli
 from pipeline.local_runner import newest_artifact
 from pipeline.metadata import metadata_store_of
 from serving.store import ModelStore, VersionRefused, verify_version
+from tests.serving.store_faults import flip_byte
 
 
 def _version(outcome):
@@ -76,9 +77,7 @@ def test_a_tampered_variant_makes_the_store_refuse_the_version(pretrained_run, t
     copy = tmp_path / "serving_models" / "textclf" / str(version.number)
     shutil.copytree(version.path, copy)
     variant = copy / VERSION_DIR / model_file(version.manifest["tflite"]["shipped"][0])
-    content = bytearray(variant.read_bytes())
-    content[len(content) // 2] ^= 0x01
-    variant.write_bytes(bytes(content))
+    flip_byte(variant)
     [copied] = ModelStore(str(tmp_path / "serving_models"), "textclf").versions()
     with pytest.raises(VersionRefused, match=f"differ from the manifest.*{variant.name}"):
         verify_version(copied, None)

@@ -8,6 +8,14 @@ import json
 import pathlib
 
 
+def flip_byte(path: pathlib.Path, offset: int = -1) -> None:
+    """Changes one bit of the file at `offset` (default: its middle), as a bad disk or a
+    tamperer would: the store's SHA-256 sums must notice."""
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2 if offset < 0 else offset] ^= 0x01
+    path.write_bytes(bytes(content))
+
+
 def _utf16(folder: pathlib.Path) -> None:
     # Notepad's "Unicode": UTF-16 with a byte-order mark.
     manifest = folder / "manifest.json"

@@ -25,6 +25,7 @@ from tests.conftest import REPO_ROOT
 from tests.serving.conftest import keyed_store
 from tests.serving.server_process import (MODEL_NAME, ServerProcess,
                                           assert_served_like_saved_model, predict_text)
+from tests.serving.store_faults import flip_byte
 from tests.webhook_receiver import WebhookReceiver, fields
 
 TOKEN = "s3cret-token"
@@ -292,9 +293,7 @@ def test_tampered_and_unsigned_versions_are_refused_and_the_last_good_keeps_serv
     weights = next((tampered_path for tampered_path in
                     (tmp_path / "side" / MODEL_NAME / str(tampered.number) / "variables").glob(
                         "variables.data-*")))
-    content = bytearray(weights.read_bytes())
-    content[len(content) // 2] ^= 0x01
-    weights.write_bytes(bytes(content))
+    flip_byte(weights)
     tampered_number = store.versions()[-1].number + 1
     shutil.move(tampered.path, f"{store.model_dir}/{tampered_number}")
     unsigned = store.publish(str(exported_models[1]), {})

@@ -1,6 +1,7 @@
 """The versioned store: atomic publish, manifests, signatures, retention, rollback, killed pushes."""
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from serving import signing
 from serving.store import (DELETING_PREFIX, REJECTED_SUFFIX, STAGING_PREFIX, ModelStore,
                            StoreError, VersionRefused, verify_version)
 from tests.conftest import REPO_ROOT
+from tests.serving.store_faults import flip_byte
 
 
 def test_publish_writes_a_manifest_with_every_file_and_leaves_no_staging(tmp_path, model_dir):
@@ -34,10 +36,7 @@ def test_signature_is_checked_and_one_changed_byte_is_refused(tmp_path, model_di
     signed = store.publish(str(model_dir), {}, signing_key=signing_key)
     verify_version(signed, verify_key)
 
-    weights = os.path.join(signed.path, "variables", "variables.data-00000-of-00001")
-    content = bytearray(open(weights, "rb").read())
-    content[100] ^= 0x01
-    open(weights, "wb").write(bytes(content))
+    flip_byte(pathlib.Path(signed.path, "variables", "variables.data-00000-of-00001"), 100)
     with pytest.raises(VersionRefused, match="differ from the manifest"):
         verify_version(store.versions()[-1], verify_key)
 
@@ -172,10 +171,7 @@ def test_folders_published_with_the_model_are_covered_by_the_manifest(tmp_path, 
     assert "tflite/model-int8.tflite" in version.manifest["files"]
     verify_version(version, verify_key)
 
-    variant = os.path.join(version.path, "tflite", "model-int8.tflite")
-    content = bytearray(open(variant, "rb").read())
-    content[7] ^= 0x01
-    open(variant, "wb").write(bytes(content))
+    flip_byte(pathlib.Path(version.path, "tflite", "model-int8.tflite"))
     with pytest.raises(VersionRefused, match="differ from the manifest.*tflite/model-int8"):
         verify_version(store.versions()[-1], verify_key)
 

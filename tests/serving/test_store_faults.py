@@ -78,9 +78,8 @@ class _Crash(Exception):
     """Stands for the process dying between two renames."""
 
 
-def test_a_rollback_cut_short_is_seen_whole_by_readers_and_finished_by_the_next_writer(
-        tmp_path, model_dir, monkeypatch):
-    store, (first, second, third) = _store(tmp_path, model_dir, count=3)
+def _crash_at_the_second_rename(monkeypatch) -> None:
+    """The store's next change does its first folder rename, then the process dies."""
     real_rename, renames = filesystem.rename, []
 
     def rename_then_crash(source, target):
@@ -90,9 +89,15 @@ def test_a_rollback_cut_short_is_seen_whole_by_readers_and_finished_by_the_next_
         real_rename(source, target)
 
     monkeypatch.setattr(filesystem, "rename", rename_then_crash)
+
+
+def test_a_rollback_cut_short_is_seen_whole_by_readers_and_finished_by_the_next_writer(
+        tmp_path, model_dir, monkeypatch):
+    store, (first, second, third) = _store(tmp_path, model_dir, count=3)
+    _crash_at_the_second_rename(monkeypatch)
     with pytest.raises(_Crash):
         store.rollback(to_version=first, reason="bad")
-    monkeypatch.setattr(filesystem, "rename", real_rename)
+    monkeypatch.undo()
 
     # Half the renames happened on disk; a reader (a server's poll) sees the whole rollback.
     on_disk = sorted(name for name in os.listdir(store.model_dir) if name[0].isdigit())
@@ -116,18 +121,10 @@ def test_an_amend_cut_short_between_its_renames_is_seen_whole_and_finished(tmp_p
     extra = tmp_path / "tflite"
     extra.mkdir()
     (extra / "model-int8.tflite").write_bytes(b"variant")
-    real_rename, renames = filesystem.rename, []
-
-    def rename_then_crash(source, target):
-        if renames:
-            raise _Crash
-        renames.append(source)
-        real_rename(source, target)
-
-    monkeypatch.setattr(filesystem, "rename", rename_then_crash)
+    _crash_at_the_second_rename(monkeypatch)
     with pytest.raises(_Crash):
         store.amend(first, {"tflite": str(extra)}, {"tflite": {"shipped": ["int8"]}})
-    monkeypatch.setattr(filesystem, "rename", real_rename)
+    monkeypatch.undo()
     assert not os.path.exists(os.path.join(store.model_dir, str(first)))
 
     reader = ModelStore(os.path.dirname(store.model_dir), MODEL)
