@@ -50,6 +50,7 @@ bench: setup bench-torch-venv pretrained
 	$(BIN)/python benchmarks/data_scaling.py
 	$(BIN)/python benchmarks/trainer_throughput.py
 	$(BIN)/python benchmarks/sst2_finetune.py --train-rows 32000 --epochs 1 --learning-rate 1e-4
+	$(BIN)/python benchmarks/tflite_variants.py
 
 # The PyTorch baseline of trainer_throughput.py lives in its own Python 3.11 venv: TFX needs
 # 3.10, and the CPU build of torch on these machines is for 3.11.

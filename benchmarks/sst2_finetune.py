@@ -21,6 +21,7 @@ import pathlib
 import shutil
 import sys
 import time
+from typing import Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -33,12 +34,13 @@ from benchmarks.sst2_data import SST2_DIR, sst2_settings, sst2_training_data  # 
 from components.tokenizer_parity import REPORT_FILE, TokenizerParityReport  # noqa: E402
 from modules.training import TRAINING_STATS_FILE  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.local_runner import newest_artifact, run_local  # noqa: E402
+from pipeline.local_runner import RunOutcome, newest_artifact, run_local  # noqa: E402
 from pipeline.offline_checkpoint import install_offline_checkpoint  # noqa: E402
 
 
-def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+def argument_parser(description: str) -> argparse.ArgumentParser:
+    """The options of a fine-tuning run on SST-2 (this benchmark's and the TFLite one's)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", default=str(SST2_DIR), help="folder with train.tsv, dev.tsv")
     parser.add_argument("--train-rows", type=int, default=0,
                         help="seeded sample of the training rows; 0 uses all of them")
@@ -53,11 +55,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--output-dir", default=str(REPO_ROOT / "outputs" / "bench_sst2"))
     parser.add_argument("--result", default=None,
                         help="JSON path; default benchmarks/results/sst2_finetune[_subset].json")
-    return parser.parse_args()
+    return parser
 
 
-def main() -> None:
-    args = _arguments()
+def run_sst2(args: argparse.Namespace, overrides: tuple[str, ...] = ()
+             ) -> tuple[PipelineConfig, RunOutcome, dict[str, Any]]:
+    """Runs the whole pipeline on SST-2 as `args` say (plus config `overrides`): the config, the
+    outcome, and the fine-tuning figures every SST-2 result records."""
     output_dir = pathlib.Path(args.output_dir).resolve()
     shutil.rmtree(output_dir, ignore_errors=True)
     data_dir, train_rows = sst2_training_data(pathlib.Path(args.data_dir), args.train_rows,
@@ -67,7 +71,7 @@ def main() -> None:
     given += [f"training.learning_rate={args.learning_rate}"] if args.learning_rate else []
     config = PipelineConfig.load(None, [
         *sst2_settings(data_dir, checkpoint), *given, f"training.batch_size={args.batch_size}",
-        f"output_dir={output_dir / 'run'}"])
+        f"output_dir={output_dir / 'run'}", *overrides])
 
     started = time.monotonic()
     outcome = run_local(config)
@@ -76,9 +80,7 @@ def main() -> None:
     training_stats = json.loads(pathlib.Path(model_run.uri, TRAINING_STATS_FILE).read_text())
     parity = json.loads(pathlib.Path(newest_artifact(config, TokenizerParityReport.TYPE_NAME).uri,
                                      REPORT_FILE).read_text())
-    result = {
-        **result_header(f"fine-tune {args.pretrained or 'all-MiniLM-L6-v2'} on SST-2 through the "
-                        "full pipeline (train on train.tsv, Evaluator on dev.tsv)"),
+    figures = {
         "config": {"train_rows": train_rows, "epochs": config.training.epochs,
                    "options_given": given, "plan": training_stats["plan"],
                    "batch_size": args.batch_size,
@@ -96,6 +98,16 @@ def main() -> None:
         "pipeline_wall_seconds": round(wall_seconds, 1),
         "component_seconds": component_seconds(config),
     }
+    return config, outcome, figures
+
+
+def main() -> None:
+    args = argument_parser(__doc__.split("\n", 1)[0]).parse_args()
+    _, _, figures = run_sst2(args)
+    result = {
+        **result_header(f"fine-tune {args.pretrained or 'all-MiniLM-L6-v2'} on SST-2 through the "
+                        "full pipeline (train on train.tsv, Evaluator on dev.tsv)"),
+        **figures}
     default_name = "sst2_finetune_subset.json" if args.train_rows else "sst2_finetune.json"
     write_result(result, args.result or REPO_ROOT / "benchmarks" / "results" / default_name)
     print(json.dumps(result, indent=2))
