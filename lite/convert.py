@@ -86,7 +86,8 @@ def _converter(saved_model_dir: str) -> tf.lite.TFLiteConverter:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = True
     # The calibrator runs the model on raw strings, through the tokenizer's kernels.
-    converter.target_spec._experimental_custom_op_registerers = list(  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    converter.target_spec._experimental_custom_op_registerers = list(
         tf_text.tflite_registrar.SELECT_TFTEXT_OPS)
     return converter
 

@@ -16,11 +16,12 @@ from absl import logging
 from components.text_figures import example_value
 from lite import convert as lite_convert
 from lite.graph import NotConvertible, RawTextClassifier, save_for_conversion
-from lite.layout import REFUSED_DIR, REPORT_FILE, SHIPPED_DIR, model_file
+from lite.layout import REFUSED_DIR, REPORT_FILE, SHIPPED_DIR, VERSION_DIR, model_file
 from lite.measure import (OVERALL, EvalRows, Predictions, accuracies, compare,
                           median_latency_ms, verdict)
 from modules import features
 from pipeline.config import TFLiteConfig
+from serving.store import MANIFEST_FILE, SIGNATURE_FILE
 
 _BATCH_SIZE = 64
 
@@ -54,7 +55,7 @@ def export_tflite(saved_model_dir: str, rows: EvalRows, calibration_texts: list[
             **{features.TEXT_INPUT_NAMES[0]: tf.constant(texts)}).items()}
 
     reference = _predictions(saved_model_predict, rows.texts)
-    saved_model_bytes = _folder_bytes(saved_model_dir)
+    saved_model_bytes = _saved_model_bytes(saved_model_dir)
     latency_texts = rows.texts or [""]
     saved_model_latency = median_latency_ms(lambda text: saved_model_predict([text]),
                                             latency_texts, settings.latency_samples)
@@ -124,8 +125,10 @@ def export_from_examples(saved_model_dir: str, examples_uri: str, text_column: s
 
 
 def read_split(split_uri: str, limit: int, text_column: str, label_column: str,
-                  slice_columns: list[str]) -> EvalRows:
-    """The first `limit` (0: all) examples of an ExampleGen split as EvalRows."""
+               slice_columns: list[str]) -> EvalRows:
+    """The first `limit` (0: all) examples of an ExampleGen split as EvalRows; NotConvertible
+    when it holds none, or examples without the text or label feature (not ExampleGen's raw
+    examples: nothing could be judged on them)."""
     dataset = tf.data.TFRecordDataset(tf.io.gfile.glob(os.path.join(split_uri, "*")),
                                       compression_type="GZIP")
     if limit:
@@ -133,10 +136,15 @@ def read_split(split_uri: str, limit: int, text_column: str, label_column: str,
     rows = EvalRows(texts=[], labels=[], slices={column: [] for column in slice_columns})
     for record in dataset.as_numpy_iterator():
         feature = tf.train.Example.FromString(record).features.feature
+        for column in (text_column, label_column):
+            if column not in feature:
+                raise NotConvertible(f"the examples at {split_uri} have no {column!r} feature")
         rows.texts.append(example_value(feature, text_column) or "")
         rows.labels.append((example_value(feature, label_column) or "").strip())
         for column in slice_columns:
             rows.slices[column].append(example_value(feature, column) or "")
+    if not rows.texts:
+        raise NotConvertible(f"no examples at {split_uri} to measure the variants on")
     return rows
 
 
@@ -163,6 +171,9 @@ def _predictions(predict: Callable[[list[str]], dict[str, np.ndarray]],
                        labels)
 
 
-def _folder_bytes(folder: str) -> int:
+def _saved_model_bytes(folder: str) -> int:
+    """The SavedModel's own files (not a store version's manifest, signature or variants)."""
     return sum(tf.io.gfile.stat(os.path.join(root, name)).length
-               for root, _, names in tf.io.gfile.walk(folder) for name in names)
+               for root, _, names in tf.io.gfile.walk(folder) for name in names
+               if os.path.relpath(os.path.join(root, name), folder).split(os.sep)[0]
+               not in (VERSION_DIR, MANIFEST_FILE, SIGNATURE_FILE))

@@ -55,7 +55,17 @@ def read_tokenization(saved_model_dir: str) -> Tokenization:
         raise NotConvertible(f"the model has no {TOKENIZATION_FILE} (it was exported before "
                              "TFLite exports existed): train it again to export it")
     with tf.io.gfile.GFile(path) as handle:
-        recorded = json.loads(handle.read())
+        text = handle.read()
+    try:
+        return _tokenization(saved_model_dir, json.loads(text))
+    except NotConvertible:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON, or its shape
+        raise NotConvertible(f"the model's {TOKENIZATION_FILE} is not what the export writes "
+                             f"({type(error).__name__}: {error})") from error
+
+
+def _tokenization(saved_model_dir: str, recorded: dict) -> Tokenization:
     checkpoint = recorded["checkpoint"]
     if not checkpoint:
         raise NotConvertible(
@@ -78,7 +88,9 @@ def read_tokenization(saved_model_dir: str) -> Tokenization:
     vocabulary_file = os.path.join(saved_model_dir, "assets",
                                    os.path.basename(checkpoint["tokenizer_file"]))
     with tf.io.gfile.GFile(vocabulary_file) as handle:
-        vocabulary = handle.read().splitlines()
+        # One token a line, lines ended by \n only, as the SavedModel's own lookup table reads
+        # them (splitlines would also split inside a token holding \x1c, \x85 or \u2028).
+        vocabulary = handle.read().rstrip("\n").split("\n")
     return Tokenization(vocabulary=vocabulary, lower_case=steps == _UNCASED_STEPS,
                         unk_token=checkpoint["unk_token"], cls_id=checkpoint["cls_id"],
                         sep_id=checkpoint["sep_id"], pad_id=checkpoint["pad_id"],

@@ -106,13 +106,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--ops-dir", help=f"folder holding {REGISTRAR_FILE} and {FRAMEWORK_FILE} "
                         "(default: the installed tensorflow-text and tensorflow wheels)")
     arguments = parser.parse_args(argv)
-    texts = arguments.texts or [line.rstrip("\n") for line in sys.stdin]
+    texts = arguments.texts or [line.rstrip("\r\n") for line in sys.stdin]
     try:
         classifier = LiteClassifier(arguments.model, arguments.ops_dir)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    outputs = classifier.predict(texts)
+    try:
+        outputs = classifier.predict(texts)
+    except (ValueError, RuntimeError) as error:  # not this project's raw-text model
+        print(f"error: {arguments.model} did not classify the texts: {error}", file=sys.stderr)
+        return 1
     for text, label, probabilities in zip(texts, outputs["label"], outputs["probabilities"]):
         print(json.dumps({"text": text, "label": label.decode("utf-8"),
                           "probabilities": [round(float(value), 6) for value in probabilities]},

@@ -188,14 +188,15 @@ TFLITE_VARIANTS = ("float32", "float16", "dynamic_range", "int8", "int8_full")
 
 @dataclasses.dataclass
 class TFLiteConfig:
-    """The TFLite export of every blessed model: one `.tflite` per variant that takes raw strings
+    """The TFLite export of every trained model: one `.tflite` per variant that takes raw strings
     (the tokenizer inside), each measured against the SavedModel on the eval split and shipped
-    into the same store version only when it keeps the accuracy.
+    into the same store version (with a blessed model) only when it keeps the accuracy.
     """
 
-    # float32; float16 (half the file); dynamic_range (int8 weights, float arithmetic); int8 (int8
-    # weights and matrix products, calibrated on training texts, LayerNorm/softmax/GELU/adds in
-    # float); int8_full (every op in int8). Empty: no TFLite export.
+    # float32; float16 (half the file); dynamic_range (int8 weights, activations quantized on the
+    # fly); int8 (int8 weights and matrix products, calibrated on training texts,
+    # LayerNorm/softmax/GELU/adds in float); int8_full (every op with an int8 kernel). Empty: no
+    # TFLite export.
     variants: list[str] = dataclasses.field(
         default_factory=lambda: ["float16", "dynamic_range", "int8"])
     # A variant whose eval accuracy is more than this below the SavedModel's is not shipped...
@@ -668,8 +669,9 @@ class PipelineConfig:
             (self.training.keep_checkpoints >= 1, "training.keep_checkpoints must be >= 1"),
             (0.0 <= self.evaluation.min_accuracy <= 1.0, "evaluation.min_accuracy must be in [0, 1]"),
             (self.evaluation.max_accuracy_drop >= 0.0, "evaluation.max_accuracy_drop must be >= 0"),
-            (set(self.tflite.variants) <= set(TFLITE_VARIANTS),
-             f"tflite.variants must be among {', '.join(TFLITE_VARIANTS)}, "
+            (set(self.tflite.variants) <= set(TFLITE_VARIANTS)
+             and len(set(self.tflite.variants)) == len(self.tflite.variants),
+             f"tflite.variants must be among {', '.join(TFLITE_VARIANTS)}, each once, "
              f"got {self.tflite.variants}"),
             (min(self.tflite.max_accuracy_drop, self.tflite.max_slice_accuracy_drop,
                  self.tflite.max_changed_labels) >= 0,

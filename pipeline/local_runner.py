@@ -17,6 +17,7 @@ from pipeline.evaluation import ACCURACY_METRIC, overall_metrics
 from pipeline.metadata import metadata_store_of
 from pipeline.pipeline import create_pipeline
 from pipeline.preflight import RunInputs, preflight
+from serving.store import read_manifest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +27,7 @@ class RunOutcome:
     blessed: bool
     accuracy: Optional[float]
     pushed_model_dir: Optional[str]
-    # The TFLite variants the Pusher published with the model, or why there are none.
+    # The TFLite variants in the pushed version, or why it has none (its manifest says).
     tflite_shipped: tuple[str, ...] = ()
     tflite_reason: str = ""
 
@@ -88,13 +89,15 @@ def read_outcome(metadata_config) -> RunOutcome:
     pushed_model_dir = None
     if pushes and _newest(pushes).custom_properties["pushed"].int_value == 1:
         pushed_model_dir = _newest(pushes).custom_properties["pushed_destination"].string_value
-    tflite = store.get_artifacts_by_type("textclf.TFLiteModels")
-    properties = _newest(tflite).custom_properties if tflite else {}
-    shipped = properties["shipped"].string_value if "shipped" in properties else ""
+    shipped, reason = (), ""
+    if pushed_model_dir:
+        entry = read_manifest(pushed_model_dir)[0].get("tflite")
+        if isinstance(entry, dict):
+            shipped, reason = tuple(entry.get("shipped") or ()), str(entry.get("reason") or "")
+        else:
+            reason = "the version was published without one"
     return RunOutcome(blessed=blessed, accuracy=accuracy, pushed_model_dir=pushed_model_dir,
-                      tflite_shipped=tuple(filter(None, shipped.split(","))),
-                      tflite_reason=properties["reason"].string_value
-                      if "reason" in properties else "")
+                      tflite_shipped=shipped, tflite_reason=reason)
 
 
 def _newest(items):

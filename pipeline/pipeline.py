@@ -183,7 +183,8 @@ def create_pipeline(
         # No TFDV statistics of the data before and after the transform: nothing reads them
         # (StatisticsGen and TextChecks describe the data), and on Beam's DirectRunner they made
         # the runner hold the transformed split in memory: at 1.08M rows Transform peaked at
-        # 9.7 GiB with them, 3.8 GiB without, and took 35 % longer (benchmarks/data_scaling.py).
+        # 9.7 GiB with them, 3.8 GiB without, and took 35 % longer
+        # (benchmarks/results/data_scaling*.json).
         disable_statistics=True)
     # Nothing downstream runs on data that failed validation.
     transform.add_upstream_node(data_gate)
@@ -224,11 +225,10 @@ def create_pipeline(
         baseline_model=model_resolver.outputs["model"],
         eval_config=build_eval_config(config, data.label_values)).with_id("Evaluator")
 
-    # The blessed model as raw-text TFLite variants, measured and gated; the Pusher publishes
-    # those that keep the accuracy in the same version.
+    # The model as raw-text TFLite variants, measured and gated; with a blessed model the Pusher
+    # publishes those that keep the accuracy in the same version.
     tflite_export = TFLiteExport(
-        model=trainer.outputs["model"], blessing=evaluator.outputs["blessing"],
-        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
         settings=json.dumps({"tflite": dataclasses.asdict(config.tflite),
                              "text_column": config.data.text_column,
                              "label_column": config.data.label_column,

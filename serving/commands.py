@@ -44,9 +44,9 @@ def models(config: PipelineConfig, store_root: str, args: argparse.Namespace) ->
     from serving.signing import KeyFileError, load_verify_key
     from serving.store import ModelStore, StoreError
 
-    store = ModelStore(store_root, config.model_name)
     if args.action == "export-tflite":
         return _export_tflite(config, store_root, args.version)
+    store = ModelStore(store_root, config.model_name)
     try:
         verify_key = load_verify_key(config.serving.verify_key_file)
         if args.action == "list":
@@ -85,6 +85,9 @@ def _export_tflite(config: PipelineConfig, store_root: str, number: int) -> int:
     except NotConvertible as error:
         print(f"error: {NO_EXPORT}: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the store or the examples: a full disk, a permission
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     for variant, figures in report["variants"].items():
         print(("shipped " if figures["shipped"] else "refused ") + summary_line(variant, figures))
     print(f"version {version.number}: {len(report['shipped'])} TFLite variant(s) in "

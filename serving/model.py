@@ -502,8 +502,11 @@ def _predict_batch(loaded: LoadedVersion, rows: Sequence[tuple[bytes, ...]]
 
 
 def _content_stamp(path: str) -> Optional[tuple]:
+    """What a refusal remembers of a version's folder: its path (a version listed from a staging
+    folder of a store change not yet applied is looked at again once it is in place) and each
+    file's name, size and modification time."""
     try:
-        return filesystem.content_stamp(path)
+        return path, filesystem.content_stamp(path)
     except OSError:
         return None
 

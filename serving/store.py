@@ -198,25 +198,27 @@ class ModelStore:
         (with `verify_key` when given); a signed version needs `signing_key`, or it would stop
         verifying.
         """
-        missing = StoreError(f"version {number} is not a published version in "
-                             f"{self.model_dir}; `textclf models list` shows them")
+        if filesystem.is_remote(self.model_dir):
+            # A folder rename there copies object by object: a crash could leave neither.
+            raise StoreError(f"{self.model_dir} is on an object store, where versions cannot be "
+                             "changed in one step: run the pipeline again to publish a new "
+                             "version with them")
         if not filesystem.isdir(self.model_dir):
-            raise missing
+            raise StoreError(f"version {number} is not a published version in {self.model_dir}")
         with filesystem.exclusive_lock(self.model_dir):
             self._finish_pending_operation()
             self._remove_leftovers()
-            matches = [version for version in self.versions()
-                       if version.number == number and not version.rejected]
-            if not matches:
-                raise missing
-            version = matches[0]
-            try:
-                verify_version(version, verify_key)
-            except VersionRefused as error:
-                raise StoreError(f"version {number} cannot change: {error}") from error
+            version = self.published_version(number)
             if version.signed and not signing_key:
                 raise StoreError(f"version {number} is signed: set serving.signing_key_file (or "
                                  "TEXTCLF_SIGNING_KEY) so that its new manifest is signed too")
+            # A signed version is checked against its signature whatever the caller passed:
+            # re-signing files edited with their sums would otherwise bless them.
+            try:
+                verify_version(version, verify_key or (
+                    signing_key.verify_key() if version.signed else None))
+            except VersionRefused as error:
+                raise StoreError(f"version {number} cannot change: {error}") from error
             staging_name = f"{STAGING_PREFIX}{number}-{os.getpid()}"
             staging = filesystem.join(self.model_dir, staging_name)
             for relative, full in filesystem.files_below(version.path):
@@ -233,6 +235,14 @@ class ModelStore:
                 {"event": "amended", "version": number, "added": sorted(extra_dirs),
                  "signed": bool(signing_key)}])
         return Version(number, filesystem.join(self.model_dir, str(number)), False, record)
+
+    def published_version(self, number: int) -> Version:
+        """Version `number`, unless it is missing or rejected (StoreError)."""
+        for version in self.versions():
+            if version.number == number and not version.rejected:
+                return version
+        raise StoreError(f"version {number} is not a published version in {self.model_dir}; "
+                         "`textclf models list` shows them")
 
     def rollback(self, to_version: Optional[int] = None, reason: str = "rolled back",
                  verify_key: Optional[signing.VerifyKey] = None) -> Version:

@@ -66,9 +66,9 @@ def pretrained_run(offline_checkpoint, tmp_path_factory):
     16: the fine-tuning defaults, no learning rate or steps given); the tests check the wiring
     (parity before training, the checkpoint's weights and vocabulary in the pushed model, the
     plan's rules, its float16 and dynamic-range TFLite variants: the others are converted in
-    tests/lite), not accuracy, so the Evaluator's lower
-    bound is 0 and the TFLite gate allows what a barely trained model's near-even probabilities
-    do under quantization (a few of ~40 labels flip).
+    tests/lite), not accuracy, so the Evaluator's lower bound is 0 and the TFLite gate allows
+    what a barely trained model's near-even probabilities do under quantization (a few of ~40
+    labels flip).
     """
     from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
     from pipeline.local_runner import run_local  # pylint: disable=import-outside-toplevel

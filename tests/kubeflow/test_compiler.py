@@ -27,7 +27,7 @@ EXPECTED_INPUTS = {
     "TokenizerParity": {"CsvExampleGen", "Transform"},
     "Trainer": {"Transform", "ImportSchemaGen"},
     "Evaluator": {"CsvExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
-    "TFLiteExport": {"CsvExampleGen", "Trainer", "Evaluator"},
+    "TFLiteExport": {"CsvExampleGen", "Trainer"},
     "Pusher": {"Trainer", "Evaluator", "TFLiteExport"},
 }
 # Resolvers: MLMD queries, not containers.

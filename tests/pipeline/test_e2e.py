@@ -195,6 +195,8 @@ def test_reruns_with_unchanged_inputs_reuse_cached_executions(first_run):
     assert {component: states[component] for component in upstream} == {
         component: metadata_store_pb2.Execution.CACHED for component in upstream}
     assert states["Evaluator"] == metadata_store_pb2.Execution.COMPLETE
+    # The same model: its TFLite export (here, the record of why there is none) is reused.
+    assert states["TFLiteExport"] == metadata_store_pb2.Execution.CACHED
     assert {states[component] for component in DATA_GATE} == {
         metadata_store_pb2.Execution.COMPLETE}
     assert [str(version) for version in _versions(config)] == [first_outcome.pushed_model_dir]

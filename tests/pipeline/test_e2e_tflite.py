@@ -102,8 +102,7 @@ def test_a_variant_the_gate_refuses_is_not_published_and_the_saved_model_is(pret
         source_uri=examples.uri, artifact_type=tfx.types.standard_artifacts.Examples,
         properties={"split_names": '["train", "eval"]'}).with_id("examples")
     export = TFLiteExport(
-        model=model.outputs["result"], blessing=blessing.outputs["result"],
-        examples=imported_examples.outputs["result"],
+        model=model.outputs["result"], examples=imported_examples.outputs["result"],
         settings=json.dumps({"tflite": {"variants": ["int8_full"], "max_changed_labels": 0.0,
                                         "max_accuracy_drop": 1.0, "calibration_examples": 20,
                                         "latency_samples": 3},
@@ -154,10 +153,13 @@ def test_export_tflite_adds_the_variants_to_a_published_version(pretrained_run, 
                  if listed.number == version.number]
     verify_version(amended, None)
     entry = amended.manifest["tflite"]
-    assert list(entry["variants"]) == ["dynamic_range"]
+    # The fixture's gate lets dynamic range through (the run itself shipped it).
+    assert list(entry["variants"]) == entry["shipped"] == ["dynamic_range"]
     tflite_files = sorted(name for name in amended.manifest["files"] if name.endswith(".tflite"))
-    assert tflite_files == ([f"{VERSION_DIR}/{model_file('dynamic_range')}"]
-                            if entry["shipped"] else [])
+    assert tflite_files == [f"{VERSION_DIR}/{model_file('dynamic_range')}"]
+    store = ModelStore(str(output_dir / "serving_models"), "textclf")
+    assert store.history()[-1]["event"] == "amended"
+    assert store.history()[-1]["version"] == version.number
     assert amended.manifest["files"]["saved_model.pb"] == version.manifest["files"][
         "saved_model.pb"]
 
