@@ -311,7 +311,7 @@ def _report_and_notify(config: PipelineConfig, run_id: Optional[str], event: str
         logging.warning("the run failed before ML Metadata recorded it: there is no report")
     else:
         try:
-            facts, report_path = write_run_report(config, run_id, error=error_text)
+            facts, report_path = write_run_report(config, run_id, error=error_text, fresh=True)
         except Exception:  # pylint: disable=broad-except
             # The run's own result stands; the log says why the report is missing.
             logging.exception("the run report could not be written")

@@ -1,13 +1,18 @@
-"""The Evaluator's TFMA configuration: metrics, slices and the thresholds that decide the blessing."""
+"""The Evaluator's TFMA configuration: metrics, slices and the thresholds that decide the blessing.
+
+TFMA (many seconds to import, TensorFlow with it) is imported where it is used, so that the
+names here (the run report's, a past run's report rendered from its facts) cost nothing.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
-
-import tensorflow_model_analysis as tfma
+from typing import TYPE_CHECKING, Sequence
 
 from modules import features
 from pipeline.config import PipelineConfig
+
+if TYPE_CHECKING:
+    import tensorflow_model_analysis as tfma
 
 ACCURACY_METRIC = "accuracy"
 
@@ -18,6 +23,8 @@ def build_eval_config(config: PipelineConfig, label_values: Sequence[str]) -> tf
     Accuracy carries both gates: an absolute lower bound, and a change threshold against the
     baseline (the latest blessed model) that TFX applies only when a baseline exists.
     """
+    import tensorflow_model_analysis as tfma  # pylint: disable=import-outside-toplevel
+
     evaluation = config.evaluation
     class_ids = list(range(len(label_values)))
     # Thresholds on the overall slice only: `MetricConfig.threshold` would hold every slice
@@ -68,6 +75,8 @@ def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, dict[str, float
     """Slice name ("overall", "source=web", "source=web, domain=books") -> {"candidate": ...,
     "baseline": ...} scalar metrics of a TFMA evaluation output; per-class metrics are named
     `metric/class_<id>`. The baseline's figures exist only when the Evaluator had one."""
+    import tensorflow_model_analysis as tfma  # pylint: disable=import-outside-toplevel
+
     slices: dict[str, dict[str, dict[str, float]]] = {}
     for metrics_for_slice in tfma.load_metrics(evaluation_uri):
         name = ", ".join(f"{key.column}={_slice_value(key)}"

@@ -37,6 +37,17 @@ def pipeline_runs(store: metadata_store.MetadataStore) -> list[metadata_store_pb
     return sorted(store.get_contexts_by_type("pipeline_run"), key=lambda context: context.id)
 
 
+def find_run(store: metadata_store.MetadataStore,
+             run_id: Optional[str] = None) -> metadata_store_pb2.Context:
+    """Run `run_id`, or the newest run; LookupError naming the newest runs when there is none."""
+    runs = [run for run in pipeline_runs(store) if run_id is None or run.name == run_id]
+    if not runs:
+        known = [run.name for run in pipeline_runs(store)][-5:]
+        raise LookupError(f"no run {run_id!r} in ML Metadata (newest runs: {known})"
+                          if run_id else "no runs in ML Metadata yet: run the pipeline first")
+    return runs[-1]
+
+
 def run_executions(store: metadata_store.MetadataStore,
                    run: metadata_store_pb2.Context) -> dict[str, Execution]:
     """Component id -> its execution in `run` (resolvers and importers included)."""

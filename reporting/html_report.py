@@ -19,9 +19,9 @@ from typing import Any, Iterable, Optional, Sequence
 from lite.layout import NO_EXPORT
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import ACCURACY_METRIC, OVERALL_SLICE
-from pipeline.metadata import metadata_store_of
+from pipeline.metadata import find_run, metadata_store_of
 from reporting import charts
-from reporting.run_facts import RunFacts, read_run_facts
+from reporting.facts import RunFacts, facts_from_json, facts_to_json
 
 SECTIONS = (("summary", "Outcome"), ("data", "Data"), ("validation", "Validation"),
             ("training", "Training"), ("evaluation", "Evaluation"), ("blessing", "Blessing"),
@@ -60,16 +60,35 @@ def render(facts: RunFacts) -> str:
 
 
 def write_run_report(config: PipelineConfig, run_id: Optional[str] = None, error: str = "",
-                     path: Optional[str] = None) -> tuple[RunFacts, pathlib.Path]:
+                     path: Optional[str] = None, fresh: bool = False
+                     ) -> tuple[RunFacts, pathlib.Path]:
     """Renders run `run_id` (default: the newest) of the local ML Metadata store to `path`
     (default: `<output_dir>/reports/run-<run id>.html`).
+
+    The facts are read from ML Metadata and the artifacts when the run's report is first
+    written (`fresh`: always) and kept beside it as `run-<run id>.json`; a later report of the
+    run renders from those without importing TensorFlow.
 
     Raises:
       LookupError: no such run.
     """
-    facts = read_run_facts(metadata_store_of(config), config.pipeline_name, run_id, error)
-    target = pathlib.Path(path) if path else pathlib.Path(
-        config.report_dir, "run-" + re.sub(r"[^0-9A-Za-z]+", "", facts.run_id) + ".html")
+    store = metadata_store_of(config)
+    run_name = find_run(store, run_id).name
+    stem = pathlib.Path(config.report_dir, "run-" + re.sub(r"[^0-9A-Za-z]+", "", run_name))
+    facts_path = stem.with_suffix(".json")
+    facts = None
+    if not fresh and facts_path.is_file():
+        try:
+            facts = facts_from_json(facts_path.read_text(encoding="utf-8"))
+        except ValueError:  # another version's facts: read them again below
+            facts = None
+    if facts is None:
+        from reporting.run_facts import read_run_facts  # pylint: disable=import-outside-toplevel
+
+        facts = read_run_facts(store, config.pipeline_name, run_name, error)
+        facts_path.parent.mkdir(parents=True, exist_ok=True)
+        facts_path.write_text(facts_to_json(facts), encoding="utf-8")
+    target = pathlib.Path(path) if path else stem.with_suffix(".html")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render(facts), encoding="utf-8")
     return facts, target

@@ -25,6 +25,7 @@ from lite.layout import REPORT_FILE as TFLITE_REPORT_FILE
 from modules import features
 from pipeline import metadata
 from pipeline.evaluation import metrics_by_slice
+from reporting.facts import ComponentRow, RunFacts
 from serving.store import MANIFEST_FILE, SIGNATURE_FILE
 
 # Components in DAG order; resolvers are shown as the inputs they resolved, not as steps.
@@ -36,50 +37,6 @@ _CURVES = {"loss": "loss", "accuracy": "accuracy", "learning_rate": "learning ra
 _STATES = {value: name for name, value in metadata_store_pb2.Execution.State.items()}
 
 
-@dataclasses.dataclass
-class ComponentRow:
-    component: str
-    state: str
-    seconds: Optional[float]
-
-
-@dataclasses.dataclass
-class RunFacts:
-    """Everything the report shows; a field is empty when the run never got that far."""
-
-    pipeline_name: str
-    run_id: str
-    outcome: str
-    # The message of the failure that ended the run, when the caller knows it.
-    error: str = ""
-    components: list[ComponentRow] = dataclasses.field(default_factory=list)
-    span: Optional[int] = None
-    # Split -> one row per feature of TFDV's statistics.
-    statistics: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
-    anomalies: list[str] = dataclasses.field(default_factory=list)
-    text_checks: Optional[dict[str, Any]] = None
-    gate_state: str = "not run"
-    gate_problems: list[str] = dataclasses.field(default_factory=list)
-    # Chart -> series name -> (step or epoch, value).
-    training_curves: dict[str, dict[str, list[tuple[float, float]]]] = dataclasses.field(
-        default_factory=dict)
-    training_stats: Optional[dict[str, Any]] = None
-    slices: dict[str, dict[str, dict[str, float]]] = dataclasses.field(default_factory=dict)
-    label_names: list[str] = dataclasses.field(default_factory=list)
-    confusion: Optional[list[list[float]]] = None
-    # {"metric", "slices", "kind" (lower bound, upper bound, change), "value", "rule"}.
-    thresholds: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    validation_failures: list[str] = dataclasses.field(default_factory=list)
-    blessed: Optional[bool] = None
-    baseline_model: Optional[str] = None
-    pushed: Optional[dict[str, Any]] = None
-    # TFLiteExport's report (`lite.layout.REPORT_FILE`): each variant's figures and verdict, or
-    # why there is no export.
-    tflite: Optional[dict[str, Any]] = None
-    # (component, output key, uri) of every artifact the run produced or reused.
-    artifacts: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
-
-
 def read_run_facts(store: metadata_store.MetadataStore, pipeline_name: str,
                    run_id: Optional[str] = None, error: str = "") -> RunFacts:
     """The facts of run `run_id` (default: the newest run) of `pipeline_name`.
@@ -87,13 +44,7 @@ def read_run_facts(store: metadata_store.MetadataStore, pipeline_name: str,
     Raises:
       LookupError: the store holds no such run.
     """
-    runs = [run for run in metadata.pipeline_runs(store)
-            if run_id is None or run.name == run_id]
-    if not runs:
-        known = [run.name for run in metadata.pipeline_runs(store)][-5:]
-        raise LookupError(f"no run {run_id!r} in ML Metadata (newest runs: {known})"
-                          if run_id else "no runs in ML Metadata yet: run the pipeline first")
-    run = runs[-1]
+    run = metadata.find_run(store, run_id)
     executions = metadata.run_executions(store, run)
     outputs = {component: metadata.execution_artifacts(store, execution.id)
                for component, execution in executions.items()}

@@ -2,6 +2,7 @@
 facts, how headless Chromium renders it, and the report of a run the data gate stopped."""
 
 import html.parser
+import pathlib
 import re
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pipeline.config import PipelineConfig
 from reporting.browser import open_page
 from reporting.html_report import SECTIONS, write_run_report
 from tests.bad_inputs import CASES, default_rows
+from tests.cli_process import run_cli
 from tests.conftest import REPO_ROOT
 
 # Per split a token-length histogram and a label chart; loss, accuracy and learning rate per
@@ -136,3 +138,20 @@ def test_a_stopped_runs_report_says_what_stopped_it_and_what_never_ran(gate_work
         assert re.search(r"leakage rate \(eval in train\) 0.25 crossed", text)
         assert "the run stopped before the Trainer" in text
         assert "the run stopped before the Evaluator" in text
+
+
+def test_a_past_runs_report_renders_from_its_facts_without_tensorflow(gate_workspace, tmp_path):
+    """The run kept its facts beside its report: `textclf report` for it, in a fresh process,
+    shows the same page without importing TensorFlow, TFX, TFDV or TFMA (about a second)."""
+    config = PipelineConfig.load(None, gate_workspace.overrides())
+    arguments = ["report", "--run", gate_workspace.good_run_id,
+                 "--output", str(tmp_path / "again.html")]
+    for override in gate_workspace.overrides():
+        arguments += ["--set", override]
+    result, imported = run_cli(arguments)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert imported == []
+    run_report = next(pathlib.Path(config.report_dir).glob(
+        "run-" + re.sub(r"[^0-9A-Za-z]+", "", gate_workspace.good_run_id) + ".html"))
+    again, original = _outline(tmp_path / "again.html"), _outline(run_report)
+    assert again[1] == original[1] and again[0].charts == original[0].charts
