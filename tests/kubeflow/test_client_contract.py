@@ -12,6 +12,7 @@ import yaml
 from kubeflow.client import ENDPOINT_ENV, TOKEN_ENV
 from kubeflow.compiler import DATA_PATH_PARAMETER, TRAIN_ARGS_PARAMETER
 from pipeline import cli
+from tests.cli_process import run_cli
 from tests.kubeflow.kfp_api_server import KfpApiState, serve
 
 TOKEN = "s3cret-token"
@@ -57,6 +58,21 @@ def test_schedule_create_twice_update_list_delete_contract(kfp_api, compiled_spe
 
     assert cli.main(["schedule", "delete", "nightly"]) == 0
     assert kfp_api.recurring_runs == {}
+
+
+def test_schedule_list_reads_only_and_starts_without_kfp(kfp_api, compiled_spec):
+    """`schedule list` in a fresh process: a cluster with no experiment yet lists nothing and
+    gets none; once a schedule exists it is listed, and kfp (1.6 s of imports) never loads."""
+    result, imported = run_cli(["schedule", "list"])
+    assert (result.returncode, result.stdout, imported) == (0, "", [])
+    assert kfp_api.experiments == {} and kfp_api.recurring_runs == {}
+
+    assert _schedule("create", "nightly", "--cron", "0 3 * * *", package=compiled_spec) == 0
+    result, imported = run_cli(["schedule", "list"])
+    (created,) = kfp_api.recurring_runs.values()
+    assert result.stdout.splitlines() == [
+        f"nightly\t0 0 3 * * *\tenabled\t{created['recurring_run_id']}"]
+    assert imported == []
 
 
 def test_update_of_a_missing_schedule_creates_nothing(kfp_api, compiled_spec, capsys):
