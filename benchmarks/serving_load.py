@@ -7,8 +7,11 @@ Usage: python benchmarks/serving_load.py [--model-dir DIR | --pretrained CHECKPO
 Without --model-dir it first runs the default pipeline on the default data (trained for
 --train-steps; fine-tuning --pretrained when given) and serves what it pushed. Each load arm
 sends a fixed number of one-sentence V1 requests from N concurrent clients and stops at that
-count or after --max-seconds, whichever comes first. The in-process baseline calls the same
-SavedModel's `predict_text` directly on the same batches, in this process, one call at a time.
+count or after --max-seconds, whichever comes first; the server's /metrics give the texts per
+model call it formed and its CPU seconds, and this process's CPU time is the clients' cost (they
+share the cores). The in-process baselines call the same SavedModel's `predict_text` directly,
+in this process, one call at a time: at batch 1 and 32 against one client's requests, and at
+the batching arm's mean batch size against its QPS (`served_vs_in_process`).
 The audited arm repeats the batching arm with the audit log on (its default fail_closed policy:
 an answer waits for its fsynced line). The swap arm pushes the same model again as a new version
 while --swap-clients keep sending, and times the push to the first answer by it.
@@ -32,6 +35,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import requests  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from benchmarks.machine import result_header, write_result  # noqa: E402
 from pipeline.config import ServingConfig  # noqa: E402
@@ -41,6 +45,8 @@ from tests.serving.server_process import MODEL_NAME, ServerProcess  # noqa: E402
 RESULT_PATH = REPO_ROOT / "benchmarks" / "results" / "serving_load.json"
 # The batching arm serves with the default settings; the other turns batching off.
 BATCHING = ServingConfig()
+# How long the model runs in this process at the server's batch size, for goal 3's baseline.
+IN_PROCESS_SECONDS = 15.0
 # The swap arm polls the store as often as a production server might.
 SWAP_POLL_SECONDS = 2.0
 SENTENCES = [
@@ -62,10 +68,21 @@ def _latency_summary(latencies: list[float]) -> dict:
             "mean_ms": round(1000 * statistics.fmean(latencies), 2)}
 
 
+def server_counters(url: str) -> dict[str, float]:
+    """The server's own CPU seconds and the texts/calls its batcher has run, from /metrics."""
+    wanted = {"process_cpu_seconds_total": "cpu_s", "textclf_batch_size_texts_sum": "texts",
+              "textclf_batch_size_texts_count": "calls"}
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return {wanted[sample.name]: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name in wanted}
+
+
 def load_arm(url: str, clients: int, total_requests: int, max_seconds: float,
              request_ids: bool = False) -> dict:
     """`total_requests` one-sentence requests from `clients` threads, bounded by `max_seconds`;
-    with `request_ids` each carries its own X-Request-Id (a canary routes by it)."""
+    with `request_ids` each carries its own X-Request-Id (a canary routes by it). Besides the
+    latencies: the texts per model call the server formed, and the CPU seconds the server and
+    the clients (this process) spent, since they share the cores."""
     latencies, errors, lock = [], [], threading.Lock()
     remaining = [total_requests]
     deadline = time.monotonic() + max_seconds
@@ -93,15 +110,25 @@ def load_arm(url: str, clients: int, total_requests: int, max_seconds: float,
                 (latencies if ok else errors).append(time.monotonic() - started)
 
     threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
+    server_before, client_cpu_before = server_counters(url), time.process_time()
     started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     seconds = time.monotonic() - started
+    client_cpu = time.process_time() - client_cpu_before
+    server = {key: value - server_before.get(key, 0.0)
+              for key, value in server_counters(url).items()}
+    answered = max(1, len(latencies))
     return {"requests": len(latencies) + len(errors), "errors": len(errors),
             "seconds": round(seconds, 2), "qps": round(len(latencies) / seconds, 1),
-            **_latency_summary(latencies)}
+            **_latency_summary(latencies),
+            "mean_texts_per_call": round(server["texts"] / max(1.0, server["calls"]), 2),
+            "server_cpu_ms_per_request": round(1000 * server["cpu_s"] / answered, 2),
+            "client_cpu_ms_per_request": round(1000 * client_cpu / answered, 2),
+            "client_share_of_cpu": round(client_cpu / max(1e-9, client_cpu + server["cpu_s"]),
+                                         3)}
 
 
 def swap_under_load(url: str, store: ModelStore, model_dir: str, clients: int,
@@ -154,11 +181,37 @@ def sequential_latencies(call, repeats: int) -> list[float]:
     return latencies
 
 
-def overhead(url: str, model_dir: str, batch_sizes: list[int], repeats: int) -> dict:
+def load_predict_text(model_dir: str):
+    """The SavedModel's `predict_text`, loaded in this process."""
+    # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  pylint: disable=unused-import  (the graph's text ops)
+
+    return tf.saved_model.load(model_dir).signatures["predict_text"]
+
+
+def in_process_throughput(predict_text, batch_size: int, seconds: float) -> dict:
+    """`predict_text` on `batch_size` texts a call, one call after another in this process for
+    `seconds`: the model's own throughput at the batch size the server formed, and its CPU cost
+    per text (what the server's CPU per request is compared with)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    texts = tf.constant([SENTENCES[index % len(SENTENCES)] for index in range(batch_size)])
+    predict_text(text=texts)  # trace once, outside the timing
+    calls, cpu_before, started = 0, time.process_time(), time.monotonic()
+    while time.monotonic() - started < seconds:
+        predict_text(text=texts)
+        calls += 1
+    wall, cpu = time.monotonic() - started, time.process_time() - cpu_before
+    return {"batch_size": batch_size, "calls": calls,
+            "texts_per_second": round(calls * batch_size / wall, 1),
+            "cpu_ms_per_text": round(1000 * cpu / (calls * batch_size), 2)}
+
+
+def overhead(url: str, predict_text, batch_sizes: list[int], repeats: int) -> dict:
     """One client, one request at a time, vs `predict_text` called in this process."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    predict_text = tf.saved_model.load(model_dir).signatures["predict_text"]
     session = requests.Session()
     result = {}
     for batch_size in batch_sizes:
@@ -182,6 +235,19 @@ def overhead(url: str, model_dir: str, batch_sizes: list[int], repeats: int) -> 
             "server_to_direct_ratio": round(statistics.median(served) / statistics.median(direct),
                                             2)}
     return result
+
+
+def served_vs_in_process(served: dict, in_process: dict) -> dict:
+    """The issue's goal 3: served QPS against the model's own throughput at the batch size the
+    server formed, and where the server's CPU went besides the model."""
+    return {"served_qps": served["qps"], "mean_texts_per_call": served["mean_texts_per_call"],
+            "in_process": in_process,
+            "ratio": round(served["qps"] / in_process["texts_per_second"], 2),
+            "target": ">= 0.85",
+            "server_cpu_ms_per_request": served["server_cpu_ms_per_request"],
+            "model_cpu_ms_per_text_in_process": in_process["cpu_ms_per_text"],
+            "client_cpu_ms_per_request": served["client_cpu_ms_per_request"],
+            "client_share_of_cpu": served["client_share_of_cpu"]}
 
 
 def pushed_model_of_default_pipeline(output_dir: str, train_steps: int, pretrained: str) -> str:
@@ -233,11 +299,16 @@ def main() -> None:
                 load_arm(server.url, args.clients, 50, args.max_seconds)  # warm-up
                 arms[arm] = load_arm(server.url, args.clients, args.requests, args.max_seconds)
                 if arm == "batching_on":
-                    arms["overhead"] = overhead(server.url, model_dir, [1, 32], args.repeats)
+                    predict_text = load_predict_text(model_dir)
+                    arms["overhead"] = overhead(server.url, predict_text, [1, 32], args.repeats)
+                    arms["in_process"] = in_process_throughput(
+                        predict_text, max(1, round(arms[arm]["mean_texts_per_call"])),
+                        IN_PROCESS_SECONDS)
             finally:
                 server.stop()
             print(arm, arms[arm], flush=True)
-        server = ServerProcess(pathlib.Path(output_dir), f"serving.poll_seconds={SWAP_POLL_SECONDS}")
+        server = ServerProcess(pathlib.Path(output_dir),
+                               f"serving.poll_seconds={SWAP_POLL_SECONDS}")
         try:
             server.wait_until_live()
             arms["swap"] = swap_under_load(server.url, store, model_dir, args.swap_clients,
@@ -269,6 +340,7 @@ def main() -> None:
                                / arms["batching_on"]["p99_ms"], 2),
             "note": "audit log on (fail_closed: each answer waits for its fsynced line) vs "
                     "off; metrics are always on"},
+        "served_vs_in_process": served_vs_in_process(arms["batching_on"], arms["in_process"]),
         "overhead_vs_in_process": arms["overhead"],
         "swap_under_load": arms["swap"],
     }
