@@ -72,7 +72,9 @@ def server_counters(url: str) -> dict[str, float]:
     """The server's own CPU seconds and the texts/calls its batcher has run, from /metrics."""
     wanted = {"process_cpu_seconds_total": "cpu_s", "textclf_batch_size_texts_sum": "texts",
               "textclf_batch_size_texts_count": "calls"}
-    text = requests.get(f"{url}/metrics", timeout=10).text
+    response = requests.get(f"{url}/metrics", timeout=10)
+    response.raise_for_status()
+    text = response.text
     return {wanted[sample.name]: sample.value for family in text_string_to_metric_families(text)
             for sample in family.samples if sample.name in wanted}
 
