@@ -57,6 +57,11 @@ SENTENCES = [
 ]
 
 
+def sentences(count: int) -> list[str]:
+    """`count` texts, SENTENCES taken in turn: one batch of the in-process baselines."""
+    return [SENTENCES[index % len(SENTENCES)] for index in range(count)]
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -198,7 +203,7 @@ def in_process_throughput(predict_text, batch_size: int, seconds: float) -> dict
     per text (what the server's CPU per request is compared with)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    texts = tf.constant([SENTENCES[index % len(SENTENCES)] for index in range(batch_size)])
+    texts = tf.constant(sentences(batch_size))
     predict_text(text=texts)  # trace once, outside the timing
     calls, cpu_before, started = 0, time.process_time(), time.monotonic()
     while time.monotonic() - started < seconds:
@@ -217,7 +222,7 @@ def overhead(url: str, predict_text, batch_sizes: list[int], repeats: int) -> di
     session = requests.Session()
     result = {}
     for batch_size in batch_sizes:
-        batch = [SENTENCES[index % len(SENTENCES)] for index in range(batch_size)]
+        batch = sentences(batch_size)
         texts = tf.constant(batch)
         predict_text(text=texts)  # trace once, outside the timing
         direct = sequential_latencies(lambda: predict_text(text=texts), repeats)

@@ -48,7 +48,8 @@ def export_tflite(saved_model_dir: str, rows: EvalRows, calibration_texts: list[
     if not models:
         raise NotConvertible(next(iter(failures.values()), "tflite.variants is empty"))
 
-    saved_model = tf.saved_model.load(saved_model_dir).signatures[features.TEXT_SIGNATURE]
+    # The SavedModel RawTextClassifier loaded, not a second copy of it.
+    saved_model = module.model.signatures[features.TEXT_SIGNATURE]
 
     def saved_model_predict(texts: list[str]) -> dict[str, np.ndarray]:
         return {name: value.numpy() for name, value in saved_model(

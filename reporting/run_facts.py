@@ -7,7 +7,6 @@ finished. A run that stopped early simply has fewer facts: the sections it never
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import Any, Optional

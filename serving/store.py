@@ -173,7 +173,7 @@ class ModelStore:
             self._remove_leftovers()
             existing = [version.number for version in self.versions()]
             number = max([int(time.time()), *[value + 1 for value in existing]])
-            staging_name = f"{STAGING_PREFIX}{number}-{os.getpid()}"
+            staging_name = _staging_name(number)
             staging = filesystem.join(self.model_dir, staging_name)
             filesystem.copy_tree(model_dir, staging)
             for name, source in (extra_dirs or {}).items():
@@ -219,7 +219,7 @@ class ModelStore:
                     signing_key.verify_key() if version.signed else None))
             except VersionRefused as error:
                 raise StoreError(f"version {number} cannot change: {error}") from error
-            staging_name = f"{STAGING_PREFIX}{number}-{os.getpid()}"
+            staging_name = _staging_name(number)
             staging = filesystem.join(self.model_dir, staging_name)
             for relative, full in filesystem.files_below(version.path):
                 if relative not in _STORE_FILES and relative.split("/")[0] not in extra_dirs:
@@ -505,6 +505,11 @@ def _verifies(version: Version, verify_key: Optional[signing.VerifyKey]) -> bool
     except VersionRefused:
         return False
     return True
+
+
+def _staging_name(number: int) -> str:
+    """The folder a version is written in before it is renamed into place (this process's)."""
+    return f"{STAGING_PREFIX}{number}-{os.getpid()}"
 
 
 def _write_manifest(folder: str, record: dict[str, Any],
