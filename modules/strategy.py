@@ -85,7 +85,6 @@ def precision_policy(precision: str) -> Iterator[None]:
     """
     previous = tf.keras.mixed_precision.global_policy()
     tf.keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
-    logging.info("Trainer: precision %s (Keras policy %s)", precision, PRECISION_POLICIES[precision])
     try:
         yield
     finally:

@@ -6,6 +6,7 @@ a multi-worker cluster (which is why it takes plain values, not TFX's FnArgs).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -13,7 +14,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -100,10 +101,14 @@ def train(job: TrainingJob) -> None:
                  f"fine-tuning {checkpoint['path']}" if checkpoint else "training from scratch",
                  pooling, vocab_size, label_names)
 
+    build = functools.partial(build_classifier, model_config, vocab_size=vocab_size,
+                              num_labels=len(label_names),
+                              checkpoint_path=checkpoint["path"] if checkpoint else None,
+                              pooling=pooling)
+    logging.info("Trainer: precision %s%s", training.precision,
+                 "" if training.precision == "fp32" else " (the export computes in float32)")
     with precision_policy(training.precision), strategy.scope():
-        model = build_classifier(model_config, vocab_size=vocab_size, num_labels=len(label_names),
-                                 checkpoint_path=checkpoint["path"] if checkpoint else None,
-                                 pooling=pooling)
+        model = build()
         if training.warm_start:
             _warm_start(model, job.base_model)
         compile_classifier(model, training, total_steps=total_steps)
@@ -129,13 +134,27 @@ def train(job: TrainingJob) -> None:
     # Every worker takes part in saving (variables may need a collective read); only the
     # chief's copy is kept.
     export_dir = job.serving_model_dir if chief else tempfile.mkdtemp(prefix="textclf-export-")
-    export_serving_model(model, tf_transform_output, text_columns=data.text_columns,
+    served = model if training.precision == "fp32" else float32_copy(model, build)
+    export_serving_model(served, tf_transform_output, text_columns=data.text_columns,
                          label_names=label_names, export_dir=export_dir,
                          max_seq_length=model_config.max_seq_length, checkpoint=checkpoint)
     if chief:
         logging.info("Trainer: exported the serving model to %s", export_dir)
     else:
         tf.io.gfile.rmtree(export_dir)
+
+
+def float32_copy(model: TextClassifier, build: Callable[[], TextClassifier]) -> TextClassifier:
+    """`model`'s trained weights in the same classifier built to compute in float32.
+
+    What ships computes in float32 whatever precision trained it: a bfloat16 graph crawls on
+    CPUs without bfloat16 units, and TFLite's converter rejects bfloat16 tensors. Mixed
+    precision keeps the variables in float32, so the copy rounds nothing.
+    """
+    with precision_policy("fp32"):
+        copy = build()
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def training_callbacks(training: TrainingConfig, job: TrainingJob,

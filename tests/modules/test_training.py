@@ -1,11 +1,16 @@
-"""The training job's callbacks and its stable backup location."""
+"""The training job's callbacks, its stable backup location and its float32 export copy."""
 
+import functools
+
+import numpy as np
 import pytest
 import tensorflow as tf
 
+from modules import features
 from modules.bert_classifier import build_classifier, compile_classifier
 from modules.callbacks import BatchLogs, ResumableBackup, SteadyThroughput
-from modules.training import TrainingJob, training_callbacks
+from modules.strategy import precision_policy
+from modules.training import TrainingJob, float32_copy, training_callbacks
 from pipeline.config import ModelConfig, TrainingConfig
 
 
@@ -72,3 +77,34 @@ def test_steady_throughput_leaves_out_the_first_steps_and_validation(monkeypatch
     meter.on_epoch_begin(1)                 # 100: the 88 s of validation do not count
     meter.on_train_batch_end(0)             # 101
     assert meter.steps_per_second() == pytest.approx(1.0)  # 3 steps in 3 s
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_a_mixed_precision_model_ships_as_a_float32_copy_of_its_trained_weights(pooling):
+    model_config = ModelConfig(num_layers=1, hidden_size=32, num_attention_heads=2,
+                               intermediate_size=64, max_seq_length=16)
+    build = functools.partial(build_classifier, model_config, vocab_size=30, num_labels=2,
+                              pooling=pooling)
+    rng = np.random.default_rng(0)
+    inputs = {features.INPUT_WORD_IDS: rng.integers(4, 30, size=(8, 12)),
+              features.INPUT_MASK: np.ones((8, 12), np.int64),
+              features.SEGMENT_IDS: np.zeros((8, 12), np.int64)}
+    with precision_policy("mixed_bfloat16"):
+        trained = build()
+        compile_classifier(trained, TrainingConfig(learning_rate=1e-2), total_steps=3)
+    trained.fit(inputs, rng.integers(0, 2, size=8), epochs=3, verbose=0)
+
+    copy = float32_copy(trained, build)
+
+    def float_dtypes(model):
+        return {layer.compute_dtype for layer in model.layers
+                if tf.as_dtype(layer.compute_dtype).is_floating}
+
+    assert float_dtypes(copy) == {"float32"}
+    assert "bfloat16" in float_dtypes(trained)
+    assert len(copy.weights) == len(trained.weights)
+    for ours, theirs in zip(copy.weights, trained.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    # Same function, computed in float32 instead of bfloat16 (about 3 significant digits).
+    np.testing.assert_allclose(copy(inputs).numpy(), trained(inputs).numpy(), atol=0.05)
+    assert tf.keras.mixed_precision.global_policy().name == "float32"
