@@ -21,6 +21,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from tfx.utils import path_utils
 
 from modules import features
 from modules.local_cluster import LocalClusterError, run_local_cluster
@@ -59,6 +60,11 @@ def _predict(model_dir: str) -> dict[str, np.ndarray]:
     loaded = tf.saved_model.load(model_dir)
     output = loaded.signatures[features.TEXT_SIGNATURE](text=tf.constant(SENTENCES))
     return {name: tensor.numpy() for name, tensor in output.items()}
+
+
+def _trained_model_dir(config: PipelineConfig) -> str:
+    """The newest Trainer's SavedModel, for runs that stop at the Trainer (nothing pushed)."""
+    return path_utils.serving_model_path(newest_artifact(config, "Model").uri)
 
 
 def _newest_workers_dir(config: PipelineConfig) -> pathlib.Path:
@@ -131,8 +137,7 @@ def test_warm_start_begins_from_the_last_blessed_model(workspace, bfloat16_run):
     config = _config(workspace, "training.precision=mixed_bfloat16", "training.warm_start=true",
                      "training.learning_rate=0")
     run_local(config, last_node="Trainer")
-    warm = f"{newest_artifact(config, 'Model').uri}/Format-Serving"
-    np.testing.assert_allclose(_predict(warm)[features.PROBABILITIES],
+    np.testing.assert_allclose(_predict(_trained_model_dir(config))[features.PROBABILITIES],
                                _predict(blessed.pushed_model_dir)[features.PROBABILITIES],
                                atol=1e-6)
 
@@ -145,9 +150,10 @@ def _cli(workspace: pathlib.Path, *overrides: str) -> list[str]:
 
 
 def test_a_sigkilled_trainer_resumes_from_its_last_checkpoint(workspace, caplog):
-    """~1.5 min: a CLI run (TFX imports) killed after 15 of 120 steps, enough steps that the
-    kill lands while training; the rerun, in this process, stops after the Trainer."""
-    steps = 120
+    """~1.5 min: a CLI run (TFX imports) killed at its third backup (step 15 of 300, enough
+    steps that the kill lands while training); the rerun, in this process, stops after the
+    Trainer."""
+    steps = 300
     settings = (f"training.train_steps={steps}", "training.checkpoint_every_steps=5",
                 "training.keep_checkpoints=2", "training.log_every_steps=100")
     config = _config(workspace, *settings)
@@ -156,10 +162,12 @@ def test_a_sigkilled_trainer_resumes_from_its_last_checkpoint(workspace, caplog)
     first = subprocess.Popen(_cli(workspace, *settings), cwd=REPO_ROOT, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        saved = []
-        while len(saved) < 3 and time.monotonic() - started < 600:  # 3 saves: 1 was dropped
+        # Backups are numbered in order; at the third, the first was dropped (two are kept),
+        # so at most two files are ever there to count.
+        newest = 0
+        while newest < 3 and time.monotonic() - started < 600:
             assert first.poll() is None, "the run ended before it could be killed"
-            saved = _checkpoint_numbers(backups)
+            newest = max(_checkpoint_numbers(backups), default=0)
             time.sleep(0.05)
     finally:
         os.killpg(first.pid, signal.SIGKILL)
@@ -179,8 +187,7 @@ def test_a_sigkilled_trainer_resumes_from_its_last_checkpoint(workspace, caplog)
                                     TRAINING_STATS_FILE).read_text())
     assert stats["train_steps"] == steps - resumed_step  # only the missing steps were trained
     assert not list(backups.glob("*/chief"))  # backups are dropped once the export exists
-    exported = f"{newest_artifact(config, 'Model').uri}/Format-Serving"
-    assert _predict(exported)[features.PROBABILITIES].shape == (2, 2)
+    assert _predict(_trained_model_dir(config))[features.PROBABILITIES].shape == (2, 2)
 
 
 def _checkpoint_numbers(backups: pathlib.Path) -> list[int]:
